@@ -1,0 +1,3 @@
+SELECT version, name, checksum
+FROM ${database}.schema_migrations
+ORDER BY version

@@ -1,0 +1,1 @@
+"""Pure-Python core of the warehouse: exchange clients, warehouse access, records. Never imports Dagster."""

@@ -1,0 +1,67 @@
+"""Settings read from the environment, in one place. Secrets are never logged (see `redact_url`)."""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+# The repository root: sql/ and the default embedded warehouse live there.
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+
+DEFAULTS = {
+    "WAREHOUSE_URL": "chdb://.data/warehouse",
+    "WAREHOUSE_LOCK_TIMEOUT": "120",
+    "BINANCE_API_URL": "https://api.binance.com",
+    "WAREHOUSE_SYMBOLS": "",
+    "KLINES_START_DATE": "2017-08-17",
+}
+
+
+def env(name: str) -> str:
+    return os.environ.get(name, DEFAULTS.get(name, ""))
+
+
+def warehouse_url() -> str:
+    return env("WAREHOUSE_URL")
+
+
+def warehouse_lock_timeout() -> float:
+    raw = env("WAREHOUSE_LOCK_TIMEOUT")
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"WAREHOUSE_LOCK_TIMEOUT={raw!r} is not a number of seconds") from exc
+
+
+def binance_api_url() -> str:
+    return env("BINANCE_API_URL").rstrip("/")
+
+
+def configured_symbols() -> list[str]:
+    """Symbols from WAREHOUSE_SYMBOLS (comma-separated), upper-cased, order kept, duplicates dropped."""
+    seen: dict[str, None] = {}
+    for part in env("WAREHOUSE_SYMBOLS").split(","):
+        symbol = part.strip().upper()
+        if symbol:
+            seen[symbol] = None
+    return list(seen)
+
+
+def klines_start_date() -> date:
+    raw = env("KLINES_START_DATE")
+    try:
+        return date.fromisoformat(raw)
+    except ValueError as exc:
+        raise ValueError(f"KLINES_START_DATE={raw!r} is not a date like 2017-08-17") from exc
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by '***', for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    user = parts.username or ""
+    return urlunsplit((parts.scheme, f"{user}:***@{netloc}", parts.path, parts.query, parts.fragment))
