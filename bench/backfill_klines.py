@@ -1,0 +1,121 @@
+"""Benchmark: a long klines backfill through the `binance/klines_1m` asset, fetching and storing.
+
+One year of 1m klines for three symbols from the synthetic simulator into a fresh embedded
+warehouse, one Dagster run per symbol (what a single-run backfill launches). Prints JSON: rows/s,
+requests, weight used per rate-limit window and its share of the budget, 429/418 count, peak RSS.
+
+The default budget is 1000 weight per 10 s window: the same rate as Binance's 6000 per minute, in
+windows short enough that a ~35 s run spans several full ones. `--window-seconds 60 --weight-limit 6000`
+uses Binance's exact windows.
+
+    .venv/bin/python bench/backfill_klines.py [--days 365] [--symbols 3] [--weight-limit 1000] [--window-seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+
+import dagster as dg
+
+SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT"]
+
+
+def machine() -> dict[str, object]:
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--symbols", type=int, default=3)
+    parser.add_argument("--first-day", default="2023-01-01")
+    parser.add_argument("--weight-limit", type=int, default=1000)
+    parser.add_argument("--window-seconds", type=int, default=10)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["WAREHOUSE_URL"] = f"chdb://{tmp}/warehouse"
+        from warehouse_assets.definitions import defs as load_defs
+        from warehouse_assets.lib.ratelimit import budget_for
+        from warehouse_assets.lib.warehouse import Warehouse
+        from warehouse_assets.simulator.testing import run_simulator
+
+        symbols = SYMBOLS[: args.symbols]
+        first = date.fromisoformat(args.first_day)
+        last = first + timedelta(days=args.days - 1)
+        with run_simulator(weight_limit=args.weight_limit, window_seconds=args.window_seconds) as sim:
+            os.environ["BINANCE_API_URL"] = sim.base_url
+            defs = load_defs()
+            asset = defs.resolve_assets_def(dg.AssetKey(["binance", "klines_1m"]))
+            with dg.instance_for_test() as instance:
+                instance.add_dynamic_partitions("binance_symbols", symbols)
+                with Warehouse().session():
+                    pass  # create the schema outside the timed part
+                started = time.perf_counter()
+                for symbol in symbols:
+                    result = dg.materialize(
+                        [asset],
+                        instance=instance,
+                        tags={
+                            "dagster/asset_partition_range_start": f"{first.isoformat()}|{symbol}",
+                            "dagster/asset_partition_range_end": f"{last.isoformat()}|{symbol}",
+                        },
+                        raise_on_error=True,
+                    )
+                    assert result.success
+                elapsed = time.perf_counter() - started
+            stats = sim.stats()
+            client_stats = budget_for(sim.base_url).stats()
+        with Warehouse().session() as client:
+            rows = client.query("SELECT count(), uniqExact(symbol, open_time) FROM market.klines_1m").result_rows[0]
+
+    window_ms = args.window_seconds * 1000
+    windows = sorted((int(k), v) for k, v in stats["weight_by_window"].items())
+    full = windows[1:-1]  # the first and last windows are only partly inside the run
+    per_window = [w for _, w in full]
+    report = {
+        "benchmark": "backfill_klines",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "inputs": {
+            "symbols": symbols,
+            "days": args.days,
+            "first_day": first.isoformat(),
+            "budget": {"weight_limit": args.weight_limit, "window_seconds": args.window_seconds},
+            "source": "synthetic simulator over loopback",
+        },
+        "rows": rows[0],
+        "distinct_minutes": rows[1],
+        "seconds": round(elapsed, 2),
+        "rows_per_second": round(rows[0] / elapsed),
+        "requests": stats["requests"],
+        "status_counts": stats["status_counts"],
+        "weight_total": sum(w for _, w in windows),
+        "weight_per_full_window": per_window,
+        "budget_used_per_full_window": [round(w / args.weight_limit, 4) for w in per_window],
+        "budget_used_mean": round(sum(per_window) / (len(per_window) * args.weight_limit), 4) if per_window else None,
+        "weight_per_minute": round(sum(w for _, w in full) / (len(full) * window_ms / 60_000)) if full else None,
+        "client_waited_seconds": round(getattr(client_stats, "waited_seconds", 0.0), 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
+    json.dump(report, sys.stdout, indent=2)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""`binance/klines_1m`: Binance spot 1m klines per (UTC day, symbol), replaced idempotently in ClickHouse."""
+
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import date
+
+import dagster as dg
+
+from warehouse_assets.defs.klines.checks import CHECK_SPECS, check_results
+from warehouse_assets.defs.partitions import BINANCE_API_POOL, BINANCE_DAILY_BY_SYMBOL
+from warehouse_assets.defs.resources import BinanceResource, WarehouseResource
+from warehouse_assets.lib import klines_store
+from warehouse_assets.lib.klines_backfill import BatchResult, DayResult, backfill_symbol
+
+KLINES_KEY = dg.AssetKey(["binance", "klines_1m"])
+
+
+def days_by_symbol(partition_keys: Sequence[str]) -> dict[str, list[date]]:
+    """A run may hold many days of one symbol or many symbols of one day (single-run backfills)."""
+    grouped: dict[str, list[date]] = defaultdict(list)
+    for key in partition_keys:
+        dims = BINANCE_DAILY_BY_SYMBOL.get_partition_key_from_str(str(key)).keys_by_dimension
+        grouped[dims["symbol"]].append(date.fromisoformat(dims["date"]))
+    return dict(grouped)
+
+
+def _partition_metadata(result: DayResult) -> dict[str, object]:
+    q = result.quality
+    meta: dict[str, object] = {
+        "dagster/partition_row_count": q.row_count,
+        "rows": q.row_count,
+        "fetched_rows": result.fetched,
+        "missing_minutes": len(q.missing_minutes),
+        "duplicate_rows": q.duplicate_rows,
+    }
+    if q.first_open_ms is not None and q.last_open_ms is not None:
+        meta["first_open_time"] = dg.MetadataValue.timestamp(q.first_open_ms / 1000)
+        meta["last_open_time"] = dg.MetadataValue.timestamp(q.last_open_ms / 1000)
+    return meta
+
+
+@dg.asset(
+    key=KLINES_KEY,
+    partitions_def=BINANCE_DAILY_BY_SYMBOL,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=BINANCE_API_POOL,
+    kinds={"clickhouse", "python"},
+    owners=["team:market-data"],
+    group_name="binance",
+    check_specs=CHECK_SPECS,
+    description=(
+        "Binance spot 1-minute klines (OHLCV, trade count, taker volumes) for each UTC day and registered "
+        "symbol, fetched from REST /api/v3/klines and stored exactly (decimal strings, never float) in "
+        "`market.klines_1m`. Re-materializing a partition replaces it: a plain SELECT sees one row per minute."
+    ),
+)
+def klines_1m(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, binance: BinanceResource
+) -> dg.MaterializeResult:
+    wh = warehouse.get()
+    plan = days_by_symbol(context.partition_keys)
+    context.log.info(
+        "writing %d partitions (%s) into %s",
+        len(context.partition_keys),
+        ", ".join(f"{s}: {len(d)} days" for s, d in plan.items()),
+        wh.describe(),
+    )
+    all_days: list[DayResult] = []
+
+    def on_batch(batch: BatchResult) -> None:
+        for day in batch.days:
+            key = dg.MultiPartitionKey({"date": day.quality.day, "symbol": day.symbol})
+            context.add_asset_metadata(_partition_metadata(day), partition_key=key)
+            all_days.append(day)
+        context.log.info(
+            "%s %s..%s: %d rows written (%d older rows replaced)",
+            batch.symbol,
+            batch.first_day,
+            batch.last_day,
+            batch.inserted,
+            batch.replaced_older,
+        )
+
+    async def run() -> None:
+        async with binance.client() as client:
+            await client.validate_symbols(sorted(plan))
+            await asyncio.gather(*(backfill_symbol(wh, client, s, days, on_batch=on_batch) for s, days in plan.items()))
+
+    asyncio.run(run())
+
+    with wh.session() as client:
+        columns = klines_store.table_columns(client, wh.database)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/table_name": f"{wh.database}.{klines_store.TABLE}",
+            "dagster/column_schema": dg.TableSchema(
+                columns=[dg.TableColumn(name, type_, description=comment or None) for name, type_, comment in columns]
+            ),
+            "warehouse": wh.describe(),
+            "rows_in_run": sum(d.quality.row_count for d in all_days),
+            "missing_minutes_in_run": sum(len(d.quality.missing_minutes) for d in all_days),
+        },
+        check_results=check_results(all_days),
+    )
