@@ -1,0 +1,403 @@
+"""Async client for Binance spot's public REST API: exchangeInfo, server time and klines over any range.
+
+Every request draws from the process-wide `WeightBudget` of its base URL, learns the real limit from
+exchangeInfo and keeps the server-clock estimate fresh from /api/v3/time. 429/418 pause every caller
+sharing the budget until `Retry-After`; 5xx, timeouts and connection errors are retried with
+`retry.Backoff`. Bodies are parsed by `wire`, the one place that knows Binance's format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import httpx
+
+from warehouse_assets.lib import settings
+from warehouse_assets.lib.binance import wire
+from warehouse_assets.lib.binance.wire import ExchangeInfo, SymbolInfo
+from warehouse_assets.lib.errors import (
+    BinanceApiError,
+    ExchangeUnavailableError,
+    RateLimitedError,
+    UnknownSymbolError,
+)
+from warehouse_assets.lib.ratelimit import Reservation, WeightBudget, budget_for
+from warehouse_assets.lib.records import Kline
+from warehouse_assets.lib.retry import Backoff
+
+log = logging.getLogger(__name__)
+
+TimeUnit = Literal["MILLISECOND", "MICROSECOND"]
+
+PING = "/api/v3/ping"
+TIME = "/api/v3/time"
+EXCHANGE_INFO = "/api/v3/exchangeInfo"
+KLINES = "/api/v3/klines"
+AGG_TRADES = "/api/v3/aggTrades"
+
+# Request weight per endpoint (binance-spot-api-docs rest-api.md; aggTrades 2 -> 4 on 2025-03-10).
+ENDPOINT_WEIGHT = {PING: 1, TIME: 1, EXCHANGE_INFO: 20, KLINES: 2, AGG_TRADES: 4}
+
+KLINES_PER_REQUEST = 1000  # Binance's maximum `limit` for /api/v3/klines
+UNKNOWN_SYMBOL_CODE = -1121
+
+_CLOCK_TASK = "clock-sync"
+_LIMITS_TASK = "limits-discovery"
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    text: str
+    reservation: Reservation
+    used_weight: dict[int, int]  # X-MBX-USED-WEIGHT-* as {window ms: used}
+
+
+@dataclass(frozen=True, slots=True)
+class _Page:
+    start_ms: int
+    end_ms: int
+    last_of_chunk: bool
+
+
+class BinanceRestClient:
+    """Binance spot public REST. Use as `async with BinanceRestClient() as client:` in one event loop."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        time_unit: TimeUnit = "MILLISECOND",
+        max_in_flight: int = 8,
+        max_attempts: int = 8,
+        backoff: Backoff | None = None,
+        timeout_seconds: float = 10.0,
+        max_pause_seconds: float = 900.0,
+        max_rate_limit_retries: int = 20,
+        budget: WeightBudget | None = None,
+        discover_rate_limits: bool = True,
+    ) -> None:
+        if time_unit not in ("MILLISECOND", "MICROSECOND"):
+            raise ValueError(f"time_unit must be 'MILLISECOND' or 'MICROSECOND', got {time_unit!r}")
+        if max_in_flight < 1 or max_attempts < 1:
+            raise ValueError("max_in_flight and max_attempts must be at least 1")
+        self.base_url = (base_url or settings.binance_api_url()).rstrip("/")
+        self.time_unit = time_unit
+        self.max_in_flight = max_in_flight
+        self.max_attempts = max_attempts
+        self.backoff = backoff or Backoff()
+        self.max_pause_seconds = max_pause_seconds
+        self.max_rate_limit_retries = max_rate_limit_retries
+        self.budget = budget or budget_for(self.base_url)
+        self.discover_rate_limits = discover_rate_limits
+        headers = {"X-MBX-TIME-UNIT": "MICROSECOND"} if time_unit == "MICROSECOND" else {}
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=timeout_seconds,
+            limits=httpx.Limits(
+                max_connections=max_in_flight + 2, max_keepalive_connections=max_in_flight + 2
+            ),
+        )
+        # Limits concurrent requests of this client; the budget limits the weight of the whole process.
+        self._in_flight = asyncio.Semaphore(max_in_flight)
+
+    async def __aenter__(self) -> BinanceRestClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # --------------------------------------------------------------------------- simple endpoints
+
+    async def ping(self) -> None:
+        await self._ensure_ready(symbol=None)
+        await self._get(PING, {})
+
+    async def server_time(self) -> int:
+        """The server's clock in epoch ms (also refreshes the budget's clock estimate)."""
+        return int(await self._sync_clock())
+
+    async def exchange_info(self, symbols: Sequence[str] | None = None) -> ExchangeInfo:
+        """exchangeInfo for some symbols (or all); adopts its REQUEST_WEIGHT limit for the shared budget."""
+        await self._ensure_ready(symbol=None, need_limits=False)
+        return await self._fetch_exchange_info(symbols)
+
+    async def validate_symbols(self, symbols: Iterable[str]) -> dict[str, SymbolInfo]:
+        """Each symbol's exchangeInfo entry; raises `UnknownSymbolError` naming every unlisted symbol.
+
+        A listed symbol is returned whatever its status (TRADING, BREAK, ...): the caller decides.
+        """
+        wanted = list(dict.fromkeys(symbols))
+        if not wanted:
+            return {}
+        try:
+            info = await self.exchange_info(wanted)
+        except UnknownSymbolError:
+            if len(wanted) == 1:
+                raise
+            # Binance answers -1121 for the whole list without saying which one; the full list tells.
+            info = await self.exchange_info()
+        missing = [symbol for symbol in wanted if symbol not in info.symbols]
+        if missing:
+            raise UnknownSymbolError(missing)
+        return {symbol: info.symbols[symbol] for symbol in wanted}
+
+    # ------------------------------------------------------------------------------------ klines
+
+    async def klines(self, symbol: str, start_ms: int, end_ms: int, interval: str = "1m") -> list[Kline]:
+        """Every closed kline with open time in [start_ms, end_ms), ordered, each open time once.
+
+        Pages of 1000 are fetched up to `max_in_flight` at a time. Nothing is returned if any page is
+        malformed (`MalformedKlineError`) or fails.
+        """
+        klines: list[Kline] = []
+        async for chunk in self.iter_klines(symbol, start_ms, end_ms, interval):
+            klines.extend(chunk)
+        return klines
+
+    async def iter_klines(
+        self,
+        symbol: str,
+        start_ms: int,
+        end_ms: int,
+        interval: str = "1m",
+        chunk_minutes: int | None = None,
+    ) -> AsyncIterator[list[Kline]]:
+        """Like `klines`, yielded chunk by chunk (ordered, non-empty) while later pages download.
+
+        `chunk_minutes` (default: one page of 1000 klines) sets how much time each yielded list covers.
+        A malformed page raises before its chunk is yielded; earlier chunks were already yielded.
+        """
+        step = wire.interval_ms(interval)
+        if start_ms >= end_ms:
+            return
+        await self._ensure_ready(symbol=symbol)
+        pages = _plan_pages(start_ms, end_ms, step, chunk_minutes)
+        # A bounded look-ahead keeps the pipe full without buffering a whole multi-year range in memory.
+        lookahead = 2 * self.max_in_flight
+        upcoming = iter(pages)
+        pending: deque[tuple[_Page, asyncio.Task[list[Kline]]]] = deque()
+
+        def schedule() -> None:
+            while len(pending) < lookahead:
+                page = next(upcoming, None)
+                if page is None:
+                    return
+                task = asyncio.create_task(self._fetch_page(symbol, interval, page.start_ms, page.end_ms))
+                pending.append((page, task))
+
+        chunk: list[Kline] = []
+        try:
+            schedule()
+            while pending:
+                page, task = pending.popleft()
+                page_klines = await task
+                schedule()
+                chunk.extend(page_klines)
+                if page.last_of_chunk and chunk:
+                    yield chunk
+                    chunk = []
+        finally:
+            for _, task in pending:
+                task.cancel()
+            await asyncio.gather(*(task for _, task in pending), return_exceptions=True)
+
+    async def _fetch_page(self, symbol: str, interval: str, start_ms: int, end_ms: int) -> list[Kline]:
+        """Closed klines with open time in [start_ms, end_ms); asks again if the server stopped early."""
+        step = wire.interval_ms(interval)
+        by_open_time: dict[int, Kline] = {}
+        cursor = start_ms
+        while cursor < end_ms:
+            await self._ensure_ready(symbol=symbol)  # a long backfill keeps its clock estimate fresh
+            params: dict[str, str | int] = {
+                "symbol": symbol,
+                "interval": interval,
+                "startTime": self._wire_time(cursor),
+                "endTime": self._wire_time(end_ms) - 1,  # Binance's endTime is inclusive
+                "limit": KLINES_PER_REQUEST,
+            }
+            reply = await self._get(KLINES, params, symbols=(symbol,))
+            received = wire.parse_klines(reply.text, symbol=symbol, interval=interval)
+            for kline in received:
+                # The newest row may still be open: keep only klines that had closed when the server answered.
+                if (
+                    cursor <= kline.open_time < end_ms
+                    and kline.close_time < reply.reservation.closed_before_ms
+                ):
+                    by_open_time[kline.open_time] = kline
+            if len(received) < KLINES_PER_REQUEST:
+                break
+            next_cursor = max(kline.open_time for kline in received) + step
+            if next_cursor <= cursor:
+                break  # the server ignored startTime; stop rather than loop forever
+            cursor = next_cursor
+        return [by_open_time[t] for t in sorted(by_open_time)]
+
+    def _wire_time(self, ms: int) -> int:
+        return ms * 1000 if self.time_unit == "MICROSECOND" else ms
+
+    # ----------------------------------------------------------------------- budget housekeeping
+
+    async def _ensure_ready(self, *, symbol: str | None, need_limits: bool = True) -> None:
+        """Before the first requests: a server-clock sample, and the real weight limit (one caller does each)."""
+        need_limits = need_limits and self.discover_rate_limits
+        while True:
+            if self.budget.clock_sync_due() and self.budget.try_claim(_CLOCK_TASK):
+                try:
+                    await self._sync_clock()
+                finally:
+                    self.budget.release(_CLOCK_TASK)
+                continue
+            if need_limits and not self.budget.limits_known and self.budget.try_claim(_LIMITS_TASK):
+                try:
+                    # One symbol keeps the answer small; an unknown symbol fails here with its name.
+                    await self._fetch_exchange_info([symbol] if symbol else None)
+                finally:
+                    self.budget.release(_LIMITS_TASK)
+                continue
+            if self.budget.clock_synced and (self.budget.limits_known or not need_limits):
+                return
+            await asyncio.sleep(0.01)  # another caller is doing it
+
+    async def _sync_clock(self) -> float:
+        # The very first sample also pays for the TCP/TLS handshake; a second one on the warm
+        # connection bounds the offset far better (the budget keeps the tighter sample).
+        samples = 1 if self.budget.clock_synced else 2
+        server_ms = 0.0
+        for _ in range(samples):
+            sent_at = time.time()
+            reply = await self._get(TIME, {})
+            received_at = time.time()
+            server_ms = wire.parse_server_time(reply.text)
+            self.budget.observe_server_time(server_ms, sent_at, received_at)
+        return server_ms
+
+    async def _fetch_exchange_info(self, symbols: Sequence[str] | None) -> ExchangeInfo:
+        params: dict[str, str] = {}
+        if symbols:
+            if len(symbols) == 1:
+                params["symbol"] = symbols[0]
+            else:
+                params["symbols"] = json.dumps(list(symbols), separators=(",", ":"))
+        reply = await self._get(EXCHANGE_INFO, params, symbols=tuple(symbols or ()))
+        info = wire.parse_exchange_info(reply.text)
+        weight_limit = info.request_weight_limit()
+        if weight_limit is not None:
+            if self.budget.configure(weight_limit.limit, weight_limit.window_ms):
+                # What a window of the new length already holds is only known from this answer's header.
+                self.budget.observe_used_weight(reply.reservation, reply.used_weight)
+        return info
+
+    # -------------------------------------------------------------------------------- transport
+
+    async def _get(
+        self, path: str, params: Mapping[str, str | int], *, symbols: tuple[str, ...] = ()
+    ) -> _Reply:
+        """One GET with the budget, 429/418 pauses and retries of transient failures."""
+        weight = ENDPOINT_WEIGHT[path]
+        symbol = ", ".join(symbols) or None  # for messages
+        delays = self.backoff.delays()
+        failures = 0
+        refusals = 0
+        problem = ""
+        while True:
+            paused = self.budget.paused_for()
+            if paused > self.max_pause_seconds:  # another caller was told to stop for that long
+                raise RateLimitedError(
+                    path, status=418, retry_after=paused, reason=f"every request is paused for {paused:.0f} s"
+                )
+            async with self._in_flight:
+                reservation = await self.budget.acquire(weight)
+                sent_at = time.monotonic()
+                try:
+                    response = await self._http.get(path, params=params)
+                except httpx.TransportError as exc:  # connect errors, timeouts, dropped connections
+                    response = None
+                    problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                else:
+                    self.budget.observe_round_trip(time.monotonic() - sent_at)
+            if response is not None:
+                used_weight = wire.used_weight_by_window(response.headers)
+                self.budget.observe_used_weight(reservation, used_weight)
+                status = response.status_code
+                if status == 200:
+                    return _Reply(response.text, reservation, used_weight)
+                if status in (418, 429):
+                    refusals += 1
+                    self._obey_refusal(path, status, wire.retry_after_seconds(response.headers), refusals)
+                    continue
+                if status < 500:
+                    raise self._client_error(response, path, symbols)
+                problem = f"HTTP {status}"
+            failures += 1
+            if failures >= self.max_attempts:
+                raise ExchangeUnavailableError(
+                    self.base_url, path, symbol=symbol, attempts=failures, last_problem=problem
+                )
+            delay = next(delays)
+            log.warning("GET %s%s: %s; retry %d in %.2fs", path, _for(symbol), problem, failures, delay)
+            await asyncio.sleep(delay)
+
+    def _obey_refusal(self, path: str, status: int, retry_after: float | None, refusals: int) -> None:
+        if retry_after is not None and retry_after > self.max_pause_seconds:
+            self.budget.note_rate_limited(status, retry_after)
+            raise RateLimitedError(
+                path, status=status, retry_after=retry_after, reason=f"Retry-After {retry_after:.0f} s"
+            )
+        pause = self.budget.note_rate_limited(status, retry_after)
+        if refusals > self.max_rate_limit_retries:
+            raise RateLimitedError(
+                path, status=status, retry_after=retry_after, reason=f"refused {refusals} times in a row"
+            )
+        log.warning(
+            "GET %s: HTTP %d, pausing every request to %s for %.2fs", path, status, self.base_url, pause
+        )
+
+    def _client_error(self, response: httpx.Response, path: str, symbols: tuple[str, ...]) -> Exception:
+        symbol = ", ".join(symbols) or None
+        body = wire.parse_error_body(response.text)
+        if body is None:
+            excerpt = " ".join(response.text.split())[:200]
+            return BinanceApiError(
+                None, excerpt or "(empty body)", path, status=response.status_code, symbol=symbol
+            )
+        if body.code == UNKNOWN_SYMBOL_CODE and symbols:
+            source = "exchangeInfo" if path == EXCHANGE_INFO else f"{path} answered {body.code} {body.msg}"
+            return UnknownSymbolError(symbols, source=source)
+        return BinanceApiError(
+            body.code,
+            body.msg,
+            path,
+            status=response.status_code,
+            symbol=symbol,
+            hint=wire.error_hint(body.code),
+        )
+
+
+def _plan_pages(start_ms: int, end_ms: int, step_ms: int, chunk_minutes: int | None) -> list[_Page]:
+    """Split [start, end) into yield chunks, and chunks into pages of at most 1000 klines."""
+    if chunk_minutes is not None and chunk_minutes <= 0:
+        raise ValueError(f"chunk_minutes must be positive, got {chunk_minutes}")
+    page_span = KLINES_PER_REQUEST * step_ms
+    chunk_span = chunk_minutes * 60_000 if chunk_minutes else page_span
+    pages: list[_Page] = []
+    for chunk_start in range(start_ms, end_ms, chunk_span):
+        chunk_end = min(chunk_start + chunk_span, end_ms)
+        for page_start in range(chunk_start, chunk_end, page_span):
+            page_end = min(page_start + page_span, chunk_end)
+            pages.append(_Page(page_start, page_end, last_of_chunk=page_end == chunk_end))
+    return pages
+
+
+def _for(symbol: str | None) -> str:
+    return f" ({symbol})" if symbol else ""

@@ -1,0 +1,386 @@
+"""Binance spot wire format: the one place that knows how Binance's REST bodies and headers look.
+
+Turns kline rows into validated `Kline` records, and reads error bodies, exchangeInfo, server time and
+the `X-MBX-USED-WEIGHT-*` / `Retry-After` headers. Times may arrive in milliseconds or microseconds
+(the `X-MBX-TIME-UNIT: MICROSECOND` header, archive files since 2025); everything leaving this module
+is in milliseconds. Prices and quantities are `Decimal`s built from Binance's strings, never floats.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from warehouse_assets.lib.errors import MalformedKlineError, MalformedResponseError
+from warehouse_assets.lib.records import Kline
+
+EXCHANGE = "binance"
+
+# A time above this is in microseconds: 1e14 ms is the year 5138, 1e14 µs is 1973.
+MICROS_THRESHOLD = 10**14
+
+# Fixed-length kline intervals (case-sensitive, as Binance spells them). "1M" has no fixed length and is
+# not supported here.
+INTERVAL_MS: dict[str, int] = {
+    "1s": 1_000,
+    "1m": 60_000,
+    "3m": 180_000,
+    "5m": 300_000,
+    "15m": 900_000,
+    "30m": 1_800_000,
+    "1h": 3_600_000,
+    "2h": 7_200_000,
+    "4h": 14_400_000,
+    "6h": 21_600_000,
+    "8h": 28_800_000,
+    "12h": 43_200_000,
+    "1d": 86_400_000,
+    "3d": 259_200_000,
+    "1w": 604_800_000,
+}
+
+KLINE_FIELDS = (
+    "open_time",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "close_time",
+    "quote_volume",
+    "trades",
+    "taker_buy_base_volume",
+    "taker_buy_quote_volume",
+    "ignore",
+)
+_DECIMAL_FIELDS = (1, 2, 3, 4, 5, 7, 9, 10)
+_TIME_FIELDS = (0, 6)
+
+# What Binance sends for a price or quantity: plain digits, optional fraction; no exponent, no spaces.
+_DECIMAL_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+_USED_WEIGHT_HEADER = re.compile(r"x-mbx-used-weight-([0-9]+)([smhd])", re.IGNORECASE)
+_UNIT_SECONDS = {"S": 1, "M": 60, "H": 3_600, "D": 86_400}
+_INTERVAL_UNIT_SECONDS = {"SECOND": 1, "MINUTE": 60, "HOUR": 3_600, "DAY": 86_400}
+
+# Hints for the error codes an operator can act on (codes from binance-spot-api-docs errors.md).
+_ERROR_HINTS = {
+    -1003: "too much request weight used from this IP; lower max_in_flight or wait for the ban to end",
+    -1100: "a request parameter has illegal characters; this is a client bug, please report it",
+    -1102: "a mandatory parameter is missing; this is a client bug, please report it",
+    -1120: f"the kline interval is invalid; use one of {' '.join(INTERVAL_MS)}",
+    -1130: "a request parameter is out of range; check the requested time range",
+}
+
+
+def interval_ms(interval: str) -> int:
+    """Length of a Binance kline interval in milliseconds."""
+    try:
+        return INTERVAL_MS[interval]
+    except KeyError:
+        raise ValueError(
+            f"kline interval {interval!r} is not supported; use one of {' '.join(INTERVAL_MS)} "
+            "(case-sensitive; '1M' has no fixed length)"
+        ) from None
+
+
+def to_millis(value: int) -> int:
+    """An epoch time in ms or µs (decided by magnitude) as exact, floored milliseconds."""
+    return value // 1000 if value > MICROS_THRESHOLD else value
+
+
+# ---------------------------------------------------------------------------------------------- klines
+
+
+def split_json_array(text: str) -> list[tuple[object, str]]:
+    """Each element of a top-level JSON array with its exact source text. Raises ValueError if not one."""
+    decoder = json.JSONDecoder()
+    items: list[tuple[object, str]] = []
+    index = _skip_space(text, 0)
+    if not text.startswith("[", index):
+        raise ValueError("the body is not a JSON array")
+    index = _skip_space(text, index + 1)
+    if text.startswith("]", index):
+        _expect_end(text, index + 1)
+        return items
+    while True:
+        value, end = decoder.raw_decode(text, index)
+        items.append((value, text[index:end]))
+        index = _skip_space(text, end)
+        if text.startswith(",", index):
+            index = _skip_space(text, index + 1)
+        elif text.startswith("]", index):
+            _expect_end(text, index + 1)
+            return items
+        else:
+            raise ValueError(f"expected ',' or ']' at character {index}")
+
+
+def _skip_space(text: str, index: int) -> int:
+    while index < len(text) and text[index] in " \t\r\n":
+        index += 1
+    return index
+
+
+def _expect_end(text: str, index: int) -> None:
+    if _skip_space(text, index) != len(text):
+        raise ValueError(f"unexpected text after the array at character {index}")
+
+
+def parse_klines(text: str, *, symbol: str, interval: str) -> list[Kline]:
+    """Every row of a /api/v3/klines body, validated, in the order received.
+
+    Raises `MalformedKlineError` on the first bad row, so a caller never gets part of a bad response.
+    A row repeated verbatim is kept once; the same open time with different values is malformed.
+    """
+    try:
+        rows = split_json_array(text)
+    except ValueError as exc:
+        raise MalformedKlineError(
+            symbol, text[:2000], f"the body is not a JSON array of rows ({exc})"
+        ) from None
+    klines: list[Kline] = []
+    raw_by_open_time: dict[int, str] = {}
+    for row, raw in rows:
+        kline = parse_kline_row(row, symbol=symbol, interval=interval, raw=raw)
+        seen = raw_by_open_time.get(kline.open_time)
+        if seen is not None:
+            if seen == raw:
+                continue
+            raise MalformedKlineError(
+                symbol,
+                raw,
+                f"open_time {kline.open_time} appears twice in one response with different values",
+            )
+        raw_by_open_time[kline.open_time] = raw
+        klines.append(kline)
+    return klines
+
+
+def parse_kline_row(row: object, *, symbol: str, interval: str, raw: str | None = None) -> Kline:
+    """One REST/archive kline row (12 fields, REST order) as a validated `Kline` in milliseconds."""
+    if raw is None:
+        raw = json.dumps(row, separators=(",", ":"))
+    step = interval_ms(interval)
+
+    def bad(reason: str) -> MalformedKlineError:
+        return MalformedKlineError(symbol, raw, reason)
+
+    if not isinstance(row, list):
+        raise bad(f"a row must be a JSON array of 12 fields, got {type(row).__name__}")
+    if len(row) != len(KLINE_FIELDS):
+        raise bad(f"row has {len(row)} fields, expected {len(KLINE_FIELDS)} ({', '.join(KLINE_FIELDS)})")
+
+    times: dict[int, int] = {}
+    for index in _TIME_FIELDS:
+        value = row[index]
+        if not _is_int(value) or value < 0:
+            raise bad(
+                f"field {KLINE_FIELDS[index]!r} (index {index}) is {value!r}, expected a non-negative integer"
+            )
+        times[index] = to_millis(value)
+
+    decimals: dict[int, Decimal] = {}
+    for index in _DECIMAL_FIELDS:
+        decimals[index] = _decimal_field(row[index], KLINE_FIELDS[index], index, bad)
+
+    trades = row[8]
+    if not _is_int(trades) or trades < 0:
+        raise bad(f"field 'trades' (index 8) is {trades!r}, expected a non-negative integer")
+
+    open_time, close_time = times[0], times[6]
+    if close_time != open_time + step - 1:
+        raise bad(
+            f"close_time {close_time} != open_time {open_time} + {interval} - 1 ms ({open_time + step - 1})"
+        )
+    open_, high, low, close = decimals[1], decimals[2], decimals[3], decimals[4]
+    if low > high:
+        raise bad(f"high {high} is below low {low}")
+    for name, price in (("open", open_), ("close", close)):
+        if not low <= price <= high:
+            raise bad(f"{name} {price} is outside [low {low}, high {high}]")
+
+    return Kline(
+        exchange=EXCHANGE,
+        symbol=symbol,
+        interval=interval,
+        open_time=open_time,
+        close_time=close_time,
+        open=open_,
+        high=high,
+        low=low,
+        close=close,
+        volume=decimals[5],
+        quote_volume=decimals[7],
+        trades=trades,
+        taker_buy_base_volume=decimals[9],
+        taker_buy_quote_volume=decimals[10],
+    )
+
+
+def _is_int(value: object) -> bool:
+    # bool is an int subclass in Python but `true` is not a time or a count on the wire
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _decimal_field(
+    value: object, name: str, index: int, bad: Callable[[str], MalformedKlineError]
+) -> Decimal:
+    where = f"field {name!r} (index {index})"
+    if not isinstance(value, str):
+        # Binance sends prices and quantities as strings; a JSON number here has already lost exactness.
+        raise bad(f"{where} is {value!r} (a JSON {type(value).__name__}), expected a decimal string")
+    if not _DECIMAL_TEXT.fullmatch(value):
+        raise bad(f"{where} is {value!r}, not a decimal number string")
+    try:
+        number = Decimal(value)
+    except InvalidOperation:  # pragma: no cover - the pattern already rules this out
+        raise bad(f"{where} is {value!r}, not a decimal number string") from None
+    if number < 0:
+        raise bad(f"{where} is {value!r}, which is negative")
+    return number
+
+
+# ------------------------------------------------------------------------------------- other bodies
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorBody:
+    """Binance's error body `{"code": -1121, "msg": "Invalid symbol."}`."""
+
+    code: int
+    msg: str
+
+
+def parse_error_body(text: str) -> ErrorBody | None:
+    """The error body, or None when the text is not one (an HTML WAF page, an empty body, ...)."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return None
+    if isinstance(body, dict) and _is_int(body.get("code")) and isinstance(body.get("msg"), str):
+        return ErrorBody(code=body["code"], msg=body["msg"])
+    return None
+
+
+def error_hint(code: int | None) -> str:
+    """What an operator can do about a Binance error code ("" when nothing specific)."""
+    return _ERROR_HINTS.get(code, "") if code is not None else ""
+
+
+def parse_server_time(text: str) -> float:
+    """`/api/v3/time` body `{"serverTime": ...}` (ms or µs) as epoch milliseconds, keeping µs precision."""
+    try:
+        body = json.loads(text)
+        value = body["serverTime"]
+    except (ValueError, KeyError, TypeError):
+        raise MalformedResponseError(
+            "/api/v3/time", f"expected {{'serverTime': int}}, got {text[:200]!r}"
+        ) from None
+    if not _is_int(value) or value <= 0:
+        raise MalformedResponseError("/api/v3/time", f"serverTime is {value!r}, expected a positive integer")
+    return value / 1000 if value > MICROS_THRESHOLD else float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """One `rateLimits` entry of exchangeInfo, e.g. REQUEST_WEIGHT 6000 per 1 MINUTE."""
+
+    rate_limit_type: str
+    interval: str
+    interval_num: int
+    limit: int
+
+    @property
+    def window_ms(self) -> int:
+        return _INTERVAL_UNIT_SECONDS[self.interval] * self.interval_num * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolInfo:
+    """What exchangeInfo says about one symbol. `status` is e.g. TRADING, BREAK, HALT."""
+
+    symbol: str
+    status: str
+    base_asset: str
+    quote_asset: str
+    tick_size: Decimal | None = None
+    step_size: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeInfo:
+    server_time_ms: int
+    rate_limits: tuple[RateLimit, ...]
+    symbols: dict[str, SymbolInfo]
+
+    def request_weight_limit(self) -> RateLimit | None:
+        """The REQUEST_WEIGHT entry (the budget every public endpoint draws from), if listed."""
+        return next((r for r in self.rate_limits if r.rate_limit_type == "REQUEST_WEIGHT"), None)
+
+
+def parse_exchange_info(text: str) -> ExchangeInfo:
+    """An `/api/v3/exchangeInfo` body. Rate limits with an unknown interval unit are malformed."""
+    path = "/api/v3/exchangeInfo"
+    try:
+        body = json.loads(text)
+        rate_limits = tuple(
+            RateLimit(
+                rate_limit_type=str(entry["rateLimitType"]),
+                interval=str(entry["interval"]),
+                interval_num=int(entry["intervalNum"]),
+                limit=int(entry["limit"]),
+            )
+            for entry in body.get("rateLimits", [])
+        )
+        symbols = {entry["symbol"]: _symbol_info(entry) for entry in body.get("symbols", [])}
+        server_time = to_millis(int(body.get("serverTime", 0)))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise MalformedResponseError(path, f"unexpected exchangeInfo shape ({exc!r})") from None
+    for rate_limit in rate_limits:
+        if rate_limit.interval not in _INTERVAL_UNIT_SECONDS or rate_limit.interval_num <= 0:
+            raise MalformedResponseError(path, f"rate limit {rate_limit} has an unknown interval")
+    return ExchangeInfo(server_time_ms=server_time, rate_limits=rate_limits, symbols=symbols)
+
+
+def _symbol_info(entry: dict[str, Any]) -> SymbolInfo:
+    filters = {str(f["filterType"]): f for f in entry.get("filters") or [] if isinstance(f, dict)}
+    tick = filters.get("PRICE_FILTER", {}).get("tickSize")
+    step = filters.get("LOT_SIZE", {}).get("stepSize")
+    return SymbolInfo(
+        symbol=str(entry["symbol"]),
+        status=str(entry.get("status", "")),
+        base_asset=str(entry.get("baseAsset", "")),
+        quote_asset=str(entry.get("quoteAsset", "")),
+        tick_size=Decimal(tick) if isinstance(tick, str) else None,
+        step_size=Decimal(step) if isinstance(step, str) else None,
+    )
+
+
+# ------------------------------------------------------------------------------------------- headers
+
+
+def used_weight_by_window(headers: Mapping[str, str]) -> dict[int, int]:
+    """`X-MBX-USED-WEIGHT-<n><S|M|H|D>` headers as {window length in ms: weight used in that window}."""
+    used: dict[int, int] = {}
+    for name, value in headers.items():
+        match = _USED_WEIGHT_HEADER.fullmatch(name)
+        if match and value.strip().isdigit():
+            window_ms = int(match.group(1)) * _UNIT_SECONDS[match.group(2).upper()] * 1000
+            used[window_ms] = int(value)
+    return used
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """The `Retry-After` header in seconds (Binance sends whole seconds), or None if absent/unreadable."""
+    value = headers.get("retry-after") or headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None

@@ -1,0 +1,143 @@
+"""Exceptions the lib raises on purpose. Each names the thing that failed and what to do about it.
+
+Every class keeps its constructor arguments in `__reduce__` so errors survive pickling (Dagster ships
+errors between processes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+class WarehouseError(Exception):
+    """Base class of every error raised on purpose by `warehouse_assets.lib`."""
+
+
+class ExchangeError(WarehouseError):
+    """Something went wrong talking to an exchange (after whatever retries were sensible)."""
+
+
+def _for_symbol(symbol: str | None) -> str:
+    return f" for symbol {symbol!r}" if symbol else ""
+
+
+class UnknownSymbolError(ExchangeError):
+    """The exchange does not list the symbol(s). Fixing the configuration is the only remedy."""
+
+    def __init__(
+        self, symbols: str | Sequence[str], *, venue: str = "Binance spot", source: str = "exchangeInfo"
+    ) -> None:
+        self.symbols: tuple[str, ...] = (symbols,) if isinstance(symbols, str) else tuple(symbols)
+        self.symbol = self.symbols[0] if self.symbols else ""
+        self.venue = venue
+        self.source = source
+        names = ", ".join(repr(s) for s in self.symbols)
+        subject = f"symbol {names} is" if len(self.symbols) == 1 else f"symbols {names} are"
+        super().__init__(f"{subject} not listed on {venue} ({source}); check WAREHOUSE_SYMBOLS")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), (self.symbols,), {"venue": self.venue, "source": self.source}))
+
+
+class BinanceApiError(ExchangeError):
+    """Binance refused a request with an error body `{"code": .., "msg": ..}` (or a non-JSON 4xx)."""
+
+    def __init__(
+        self,
+        code: int | None,
+        msg: str,
+        path: str,
+        *,
+        status: int = 400,
+        symbol: str | None = None,
+        hint: str = "",
+    ) -> None:
+        self.code = code
+        self.msg = msg
+        self.path = path
+        self.status = status
+        self.symbol = symbol
+        self.hint = hint
+        code_text = f"code {code}" if code is not None else "no error code"
+        message = f"Binance rejected GET {path}{_for_symbol(symbol)}: HTTP {status}, {code_text}: {msg}"
+        super().__init__(f"{message}; {hint}" if hint else message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        kwargs = {"status": self.status, "symbol": self.symbol, "hint": self.hint}
+        return (_rebuild, (type(self), (self.code, self.msg, self.path), kwargs))
+
+
+class MalformedResponseError(ExchangeError):
+    """A response did not have the documented shape; nothing from it may be used."""
+
+    def __init__(self, path: str, reason: str, *, message: str | None = None) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(message or f"malformed response from {path}: {reason}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), (self.path, self.reason), {}))
+
+
+class MalformedKlineError(MalformedResponseError):
+    """A kline row failed validation. `raw` is the row exactly as received (JSON text)."""
+
+    def __init__(self, symbol: str, raw: str, reason: str, *, path: str = "/api/v3/klines") -> None:
+        self.symbol = symbol
+        self.raw = raw
+        shown = raw if len(raw) <= 500 else raw[:500] + "..."
+        super().__init__(
+            path,
+            reason,
+            message=(
+                f"malformed kline for symbol {symbol!r} from {path}: {reason}; row as received: {shown}; "
+                "nothing from this response was used; report it if it persists"
+            ),
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), (self.symbol, self.raw, self.reason), {"path": self.path}))
+
+
+class ExchangeUnavailableError(ExchangeError):
+    """Transient failures (5xx, timeouts, connection errors) outlasted every retry."""
+
+    def __init__(
+        self, base_url: str, path: str, *, symbol: str | None, attempts: int, last_problem: str
+    ) -> None:
+        self.base_url = base_url
+        self.path = path
+        self.symbol = symbol
+        self.attempts = attempts
+        self.last_problem = last_problem
+        super().__init__(
+            f"GET {path}{_for_symbol(symbol)} failed {attempts} times in a row (last: {last_problem}); "
+            f"{base_url} is down or unreachable; retry later or check BINANCE_API_URL"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        kwargs = {"symbol": self.symbol, "attempts": self.attempts, "last_problem": self.last_problem}
+        return (_rebuild, (type(self), (self.base_url, self.path), kwargs))
+
+
+class RateLimitedError(ExchangeError):
+    """The exchange asked us to stop for longer than we are willing to wait (or kept refusing)."""
+
+    def __init__(self, path: str, *, status: int, retry_after: float | None, reason: str) -> None:
+        self.path = path
+        self.status = status
+        self.retry_after = retry_after
+        self.reason = reason
+        super().__init__(
+            f"GET {path} was refused with HTTP {status} ({reason}); every request to this exchange from "
+            "this IP is paused; lower the request rate or wait until the ban ends"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        kwargs = {"status": self.status, "retry_after": self.retry_after, "reason": self.reason}
+        return (_rebuild, (type(self), (self.path,), kwargs))
+
+
+def _rebuild(cls: type[Exception], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Exception:
+    return cls(*args, **kwargs)
