@@ -35,11 +35,18 @@ def machine() -> dict[str, object]:
             cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--symbols", type=int, default=3)
     parser.add_argument("--first-day", default="2023-01-01")
@@ -81,7 +88,9 @@ def main() -> int:
             stats = sim.stats()
             client_stats = budget_for(sim.base_url).stats()
         with Warehouse().session() as client:
-            rows = client.query("SELECT count(), uniqExact(symbol, open_time) FROM market.klines_1m").result_rows[0]
+            rows = client.query(
+                "SELECT count(), uniqExact(symbol, open_time) FROM market.klines_1m"
+            ).result_rows[0]
 
     window_ms = args.window_seconds * 1000
     windows = sorted((int(k), v) for k, v in stats["weight_by_window"].items())
@@ -107,8 +116,12 @@ def main() -> int:
         "weight_total": sum(w for _, w in windows),
         "weight_per_full_window": per_window,
         "budget_used_per_full_window": [round(w / args.weight_limit, 4) for w in per_window],
-        "budget_used_mean": round(sum(per_window) / (len(per_window) * args.weight_limit), 4) if per_window else None,
-        "weight_per_minute": round(sum(w for _, w in full) / (len(full) * window_ms / 60_000)) if full else None,
+        "budget_used_mean": round(sum(per_window) / (len(per_window) * args.weight_limit), 4)
+        if per_window
+        else None,
+        "weight_per_minute": round(sum(w for _, w in full) / (len(full) * window_ms / 60_000))
+        if full
+        else None,
         "client_waited_seconds": round(getattr(client_stats, "waited_seconds", 0.0), 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }

@@ -26,12 +26,16 @@ def _demo(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m warehouse_assets", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("migrate", help="apply pending schema migrations (sql/migrations) to WAREHOUSE_URL").set_defaults(
-        func=_migrate
+    sub.add_parser(
+        "migrate", help="apply pending schema migrations (sql/migrations) to WAREHOUSE_URL"
+    ).set_defaults(func=_migrate)
+    demo = sub.add_parser(
+        "demo", help="offline demo: exchange simulator + Dagster UI on the embedded warehouse"
     )
-    demo = sub.add_parser("demo", help="offline demo: exchange simulator + Dagster UI on the embedded warehouse")
     demo.add_argument("--port", type=int, default=3000, help="Dagster UI port on 127.0.0.1 (default 3000)")
-    demo.add_argument("--simulator-port", type=int, default=8700, help="simulator port on 127.0.0.1 (default 8700)")
+    demo.add_argument(
+        "--simulator-port", type=int, default=8700, help="simulator port on 127.0.0.1 (default 8700)"
+    )
     demo.set_defaults(func=_demo)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -28,7 +28,9 @@ def _start_simulator(port: int) -> tuple[subprocess.Popen[str], str]:
     line = proc.stdout.readline().strip()
     if "listening on" not in line:
         proc.terminate()
-        raise SystemExit(f"the exchange simulator did not start on 127.0.0.1:{port} (is the port taken?): {line!r}")
+        raise SystemExit(
+            f"the exchange simulator did not start on 127.0.0.1:{port} (is the port taken?): {line!r}"
+        )
     return proc, line.rsplit(" ", 1)[-1]
 
 
@@ -54,7 +56,16 @@ def run_demo(*, ui_port: int, simulator_port: int) -> int:
         )
         dagster = Path(sys.executable).with_name("dagster")
         ui = subprocess.Popen(
-            [str(dagster), "dev", "-w", str(project / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(ui_port)],
+            [
+                str(dagster),
+                "dev",
+                "-w",
+                str(project / "workspace.yaml"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(ui_port),
+            ],
             env=env,
             cwd=project,
         )

@@ -6,9 +6,9 @@ from datetime import date, timedelta
 
 import dagster as dg
 
+from warehouse_assets.definitions import defs as load_defs
 from warehouse_assets.defs.klines.assets import days_by_symbol
 from warehouse_assets.defs.partitions import BINANCE_DAILY_BY_SYMBOL
-from warehouse_assets.definitions import defs as load_defs
 
 KLINES = dg.AssetKey(["binance", "klines_1m"])
 
@@ -22,7 +22,11 @@ def test_definitions_load_with_the_klines_asset_checks_and_sensor() -> None:
     assert node.backfill_policy == dg.BackfillPolicy.single_run()
     assert set(node.kinds) >= {"clickhouse"}
     assert node.owners == ["team:market-data"]
-    assert {k.name for k in graph.asset_check_keys} == {"ohlc_invariants", "no_duplicate_minutes", "complete_days"}
+    assert {k.name for k in graph.asset_check_keys} == {
+        "ohlc_invariants",
+        "no_duplicate_minutes",
+        "complete_days",
+    }
     assets_def = defs.resolve_assets_def(KLINES)
     assert {op.pool for op in assets_def.node_def.iterate_op_defs()} == {"binance_api"}
     assert {s.name for s in defs.sensors or []} >= {"register_binance_symbols"}
@@ -35,7 +39,10 @@ def test_partitions_are_utc_days_from_the_start_date_by_registered_symbol() -> N
     assert isinstance(daily, dg.DailyPartitionsDefinition)
     assert daily.timezone == "UTC"
     assert daily.start.date() == date(2017, 8, 17)
-    assert isinstance(dims["symbol"], dg.DynamicPartitionsDefinition) and dims["symbol"].name == "binance_symbols"
+    assert (
+        isinstance(dims["symbol"], dg.DynamicPartitionsDefinition)
+        and dims["symbol"].name == "binance_symbols"
+    )
 
 
 def test_a_year_for_five_symbols_is_a_handful_of_runs_not_1825() -> None:
@@ -45,7 +52,11 @@ def test_a_year_for_five_symbols_is_a_handful_of_runs_not_1825() -> None:
         for d in range(365)
         for s in symbols
     ]
-    ranges = BINANCE_DAILY_BY_SYMBOL.empty_subset().with_partition_keys(keys).get_partition_key_ranges(BINANCE_DAILY_BY_SYMBOL)
+    ranges = (
+        BINANCE_DAILY_BY_SYMBOL.empty_subset()
+        .with_partition_keys(keys)
+        .get_partition_key_ranges(BINANCE_DAILY_BY_SYMBOL)
+    )
     assert len(ranges) == 5  # the single-run backfill policy launches one run per range
 
 
@@ -53,4 +64,6 @@ def test_a_run_groups_its_keys_by_symbol_whatever_the_range_shape() -> None:
     one_symbol_many_days = [f"2020-01-0{d}|BTCUSDT" for d in (1, 2, 3)]
     one_day_many_symbols = ["2020-01-01|BTCUSDT", "2020-01-01|ETHUSDT", "2020-01-01|SOLUSDT"]
     assert days_by_symbol(one_symbol_many_days) == {"BTCUSDT": [date(2020, 1, d) for d in (1, 2, 3)]}
-    assert days_by_symbol(one_day_many_symbols) == {s: [date(2020, 1, 1)] for s in ("BTCUSDT", "ETHUSDT", "SOLUSDT")}
+    assert days_by_symbol(one_day_many_symbols) == {
+        s: [date(2020, 1, 1)] for s in ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+    }

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -17,7 +16,17 @@ from warehouse_assets_tests.conftest import SPOT_ARCHIVE, SPOT_KLINES_CSV
 
 pytestmark = pytest.mark.slow
 DAYS = ["2020-01-01", "2020-01-02", "2020-01-03"]
-VALUE_COLUMNS = ["open", "high", "low", "close", "volume", "quote_volume", "trades", "taker_buy_base_volume", "taker_buy_quote_volume"]
+VALUE_COLUMNS = [
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "quote_volume",
+    "trades",
+    "taker_buy_base_volume",
+    "taker_buy_quote_volume",
+]
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +49,9 @@ def instance() -> Iterator[dg.DagsterInstance]:
         yield inst
 
 
-def materialize_days(instance: dg.DagsterInstance, first: str, last: str, symbol: str = "BTCUSDT") -> dg.ExecuteInProcessResult:
+def materialize_days(
+    instance: dg.DagsterInstance, first: str, last: str, symbol: str = "BTCUSDT"
+) -> dg.ExecuteInProcessResult:
     defs = load_defs()
     return dg.materialize(
         [defs.resolve_assets_def(dg.AssetKey(["binance", "klines_1m"]))],
@@ -70,7 +81,9 @@ def checks_by_name(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheck
     return {e.check_name: e for e in result.get_asset_check_evaluations()}
 
 
-def test_three_real_days_land_exactly(sim: SimulatorHandle, instance: dg.DagsterInstance, warehouse: Warehouse) -> None:
+def test_three_real_days_land_exactly(
+    sim: SimulatorHandle, instance: dg.DagsterInstance, warehouse: Warehouse
+) -> None:
     result = materialize_days(instance, DAYS[0], DAYS[-1])
     assert result.success
 
@@ -104,7 +117,9 @@ def test_three_real_days_land_exactly(sim: SimulatorHandle, instance: dg.Dagster
     assert [c.name for c in schema.columns][:4] == ["exchange", "symbol", "open_time", "close_time"]
 
 
-def test_rematerializing_changes_nothing(sim: SimulatorHandle, instance: dg.DagsterInstance, warehouse: Warehouse) -> None:
+def test_rematerializing_changes_nothing(
+    sim: SimulatorHandle, instance: dg.DagsterInstance, warehouse: Warehouse
+) -> None:
     def totals() -> tuple:
         with warehouse.session() as client:
             return client.query(
@@ -153,21 +168,38 @@ def test_a_malformed_row_fails_the_run_inserts_nothing_and_is_kept_as_a_dead_let
     sim: SimulatorHandle, instance: dg.DagsterInstance, warehouse: Warehouse
 ) -> None:
     bad_minute = 1577836800000 + 60_000 * 100
-    row = [bad_minute, "7200.00", "7100.00", "7300.00", "7150.00", "1.0", bad_minute + 59_999, "7150.0", 3, "0.5", "3575.0", "0"]
+    row = [
+        bad_minute,
+        "7200.00",
+        "7100.00",
+        "7300.00",
+        "7150.00",
+        "1.0",
+        bad_minute + 59_999,
+        "7150.0",
+        3,
+        "0.5",
+        "3575.0",
+        "0",
+    ]
     sim.set_faults(kline_overrides=[{"symbol": "BTCUSDT", "open_time": bad_minute, "row": row}])
     with pytest.raises(Exception, match="high") as info:
         materialize_days(instance, DAYS[0], DAYS[0])
     assert "BTCUSDT" in str(info.value)
     with warehouse.session() as client:
         assert client.query(f"SELECT count() FROM {warehouse.database}.klines_1m").result_rows == [(0,)]
-        letters = client.query(f"SELECT exchange, source, kind, symbol, reason, payload FROM {warehouse.database}.dead_letters").result_rows
+        letters = client.query(
+            f"SELECT exchange, source, kind, symbol, reason, payload FROM {warehouse.database}.dead_letters"
+        ).result_rows
     assert len(letters) == 1
     exchange, source, kind, symbol, reason, payload = letters[0]
     assert (exchange, source, kind, symbol) == ("binance", "rest", "kline", "BTCUSDT")
     assert "high" in reason and str(bad_minute) in payload
 
 
-def test_unknown_symbol_fails_with_a_message_naming_it(sim: SimulatorHandle, instance: dg.DagsterInstance, warehouse: Warehouse) -> None:
+def test_unknown_symbol_fails_with_a_message_naming_it(
+    sim: SimulatorHandle, instance: dg.DagsterInstance, warehouse: Warehouse
+) -> None:
     instance.add_dynamic_partitions("binance_symbols", ["NOPEUSDT"])
     with pytest.raises(Exception, match="NOPEUSDT.*not listed"):
         materialize_days(instance, DAYS[0], DAYS[0], symbol="NOPEUSDT")

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import dagster as dg
 import pytest
 
-from warehouse_assets.defs.symbols.sensors import register_binance_symbols
 from warehouse_assets.definitions import defs as load_defs
+from warehouse_assets.defs.symbols.sensors import register_binance_symbols
 from warehouse_assets.simulator.testing import SimulatorHandle, run_simulator
 
 
@@ -28,14 +28,19 @@ def tick(instance: dg.DagsterInstance) -> dg.SensorResult | dg.SkipReason:
     return register_binance_symbols(context)
 
 
-def test_listed_symbols_are_added_and_unknown_ones_reported(env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_listed_symbols_are_added_and_unknown_ones_reported(
+    env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("WAREHOUSE_SYMBOLS", " btcusdt, NOPEUSDT ,ETHUSDT,BTCUSDT")
     with dg.instance_for_test() as instance:
         result = tick(instance)
         assert isinstance(result, dg.SensorResult)
         (request,) = result.dynamic_partitions_requests or []
         assert isinstance(request, dg.AddDynamicPartitionsRequest)
-        assert (request.partitions_def_name, list(request.partition_keys)) == ("binance_symbols", ["BTCUSDT", "ETHUSDT"])
+        assert (request.partitions_def_name, list(request.partition_keys)) == (
+            "binance_symbols",
+            ["BTCUSDT", "ETHUSDT"],
+        )
 
         instance.add_dynamic_partitions("binance_symbols", list(request.partition_keys))
         again = tick(instance)

@@ -80,7 +80,16 @@ def ui(tmp_path: Path) -> Iterator[tuple[Ui, str]]:
         }
         dagster = Path(sys.executable).with_name("dagster")
         proc = subprocess.Popen(
-            [str(dagster), "dev", "-w", str(PROJECT_DIR / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
+            [
+                str(dagster),
+                "dev",
+                "-w",
+                str(PROJECT_DIR / "workspace.yaml"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+            ],
             env=env,
             cwd=tmp_path,
             stdout=subprocess.DEVNULL,
@@ -136,5 +145,7 @@ def test_backfill_launched_like_the_ui_fills_the_warehouse(ui: tuple[Ui, str]) -
     assert runs[0]["status"] == "SUCCESS"
 
     with Warehouse(warehouse_url, lock_timeout=60).session() as wh:
-        count, days = wh.query("SELECT count(), uniqExact(toDate(open_time)) FROM market.klines_1m").result_rows[0]
+        count, days = wh.query(
+            "SELECT count(), uniqExact(toDate(open_time)) FROM market.klines_1m"
+        ).result_rows[0]
     assert (count, days) == (4320, 3)

@@ -30,16 +30,27 @@ def kline(open_time: int, **values: Decimal | int) -> Kline:
     return Kline("binance", "BTCUSDT", "1m", open_time, open_time + MINUTE_MS - 1, **base)  # type: ignore[arg-type]
 
 
-def replace(wh: Warehouse, klines: list[Kline], start: int = DAY, end: int = DAY + DAY_MS) -> klines_store.ReplaceResult:
+def replace(
+    wh: Warehouse, klines: list[Kline], start: int = DAY, end: int = DAY + DAY_MS
+) -> klines_store.ReplaceResult:
     with wh.session() as client:
         return klines_store.replace_window(
-            client, wh.database, exchange="binance", symbol="BTCUSDT", start_ms=start, end_ms=end, klines=klines, source="rest"
+            client,
+            wh.database,
+            exchange="binance",
+            symbol="BTCUSDT",
+            start_ms=start,
+            end_ms=end,
+            klines=klines,
+            source="rest",
         )
 
 
 def test_extreme_decimals_round_trip_exactly(warehouse: Warehouse) -> None:
     tiny, huge = Decimal("0.000000001745"), Decimal("25000000000")
-    replace(warehouse, [kline(DAY, open=tiny, low=tiny, close=tiny, high=Decimal("0.000000001746"), volume=huge)])
+    replace(
+        warehouse, [kline(DAY, open=tiny, low=tiny, close=tiny, high=Decimal("0.000000001746"), volume=huge)]
+    )
     with warehouse.session() as client:
         row = client.query(
             f"SELECT open, volume, toString(open), toString(volume), high - open FROM {warehouse.database}.klines_1m"
@@ -70,14 +81,26 @@ def test_year_of_quote_volume_sums_exactly_without_overflow(warehouse: Warehouse
         quote = (price * qty).quantize(Decimal("0.00000001"))
         expected_quote += quote
         expected_notional += price * qty
-        batch.append(kline(start + i * MINUTE_MS, open=price, high=price, low=price, close=price, volume=qty, quote_volume=quote))
+        batch.append(
+            kline(
+                start + i * MINUTE_MS,
+                open=price,
+                high=price,
+                low=price,
+                close=price,
+                volume=qty,
+                quote_volume=quote,
+            )
+        )
     replace(warehouse, batch, start, start + minutes * MINUTE_MS)
     assert Decimal(10) ** 11 < expected_quote < Decimal(10) ** 13
     with warehouse.session() as client:
         db = warehouse.database
         count, total = client.query(f"SELECT count(), sum(quote_volume) FROM {db}.klines_1m").result_rows[0]
         # The documented way to compute notional: widen to Decimal256 before multiplying.
-        notional = client.query(f"SELECT sum(toDecimal256(open, 18) * volume) FROM {db}.klines_1m").result_rows[0][0]
+        notional = client.query(
+            f"SELECT sum(toDecimal256(open, 18) * volume) FROM {db}.klines_1m"
+        ).result_rows[0][0]
         # The trap it avoids: Decimal128 x Decimal128 has scale 36 and wraps silently.
         wrapped = client.query(f"SELECT sum(open * volume) FROM {db}.klines_1m").result_rows[0][0]
     assert count == minutes
@@ -89,7 +112,9 @@ def test_year_of_quote_volume_sums_exactly_without_overflow(warehouse: Warehouse
 def test_rewriting_a_day_leaves_one_row_per_minute(warehouse: Warehouse) -> None:
     day = [kline(DAY + i * MINUTE_MS) for i in range(1440)]
     first = replace(warehouse, day)
-    second = replace(warehouse, [kline(k.open_time, close=Decimal("1.5"), high=Decimal("7196.25")) for k in day[:1430]])
+    second = replace(
+        warehouse, [kline(k.open_time, close=Decimal("1.5"), high=Decimal("7196.25")) for k in day[:1430]]
+    )
     assert (first.inserted, first.replaced_older) == (1440, 0)
     assert (second.inserted, second.replaced_older) == (1430, 1440)
     with warehouse.session() as client:
@@ -97,7 +122,12 @@ def test_rewriting_a_day_leaves_one_row_per_minute(warehouse: Warehouse) -> None
             f"SELECT count(), uniqExact(open_time), countIf(close = 1.5) FROM {warehouse.database}.klines_1m"
         ).result_rows[0]
         quality = klines_store.window_quality(
-            client, warehouse.database, exchange="binance", symbol="BTCUSDT", start_ms=DAY, end_ms=DAY + DAY_MS
+            client,
+            warehouse.database,
+            exchange="binance",
+            symbol="BTCUSDT",
+            start_ms=DAY,
+            end_ms=DAY + DAY_MS,
         )
     assert rows == (1430, 1430, 1430)  # plain SELECT, no FINAL
     assert quality[0].missing_minutes == tuple(DAY + i * MINUTE_MS for i in range(1430, 1440))

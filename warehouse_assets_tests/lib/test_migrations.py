@@ -12,7 +12,9 @@ from warehouse_assets.lib.warehouse import MigrationError, Warehouse, apply_migr
 def test_migrations_apply_once_and_record_checksums(warehouse: Warehouse) -> None:
     with warehouse.session(migrate=False) as client:
         assert apply_migrations(client, warehouse.database) == []  # the fixture's session applied them
-        rows = client.query(f"SELECT version, name, length(checksum) FROM {warehouse.database}.schema_migrations ORDER BY version").result_rows
+        rows = client.query(
+            f"SELECT version, name, length(checksum) FROM {warehouse.database}.schema_migrations ORDER BY version"
+        ).result_rows
         files = sorted(p.name for p in (PROJECT_DIR / "sql" / "migrations").glob("*.sql"))
         assert [f"{v:04d}_{n}.sql" for v, n, _ in rows] == files
         assert {length for *_, length in rows} == {64}
@@ -46,7 +48,13 @@ def test_migrate_cli_reports_up_to_date(warehouse: Warehouse) -> None:
     import sys
 
     out = subprocess.run(
-        [sys.executable, "-m", "warehouse_assets", "migrate"], capture_output=True, text=True, check=True,
-        env={**__import__("os").environ, "WAREHOUSE_URL": f"chdb://{Path(str(warehouse.target.path))}?database=cli_{warehouse.database}"},
+        [sys.executable, "-m", "warehouse_assets", "migrate"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={
+            **__import__("os").environ,
+            "WAREHOUSE_URL": f"chdb://{Path(str(warehouse.target.path))}?database=cli_{warehouse.database}",
+        },
     )
     assert "applied 0001_klines_1m.sql" in out.stdout

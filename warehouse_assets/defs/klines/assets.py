@@ -1,6 +1,5 @@
 """`binance/klines_1m`: Binance spot 1m klines per (UTC day, symbol), replaced idempotently in ClickHouse."""
 
-
 import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
@@ -86,7 +85,9 @@ def klines_1m(
     async def run() -> None:
         async with binance.client() as client:
             await client.validate_symbols(sorted(plan))
-            await asyncio.gather(*(backfill_symbol(wh, client, s, days, on_batch=on_batch) for s, days in plan.items()))
+            await asyncio.gather(
+                *(backfill_symbol(wh, client, s, days, on_batch=on_batch) for s, days in plan.items())
+            )
 
     asyncio.run(run())
 
@@ -96,7 +97,10 @@ def klines_1m(
         metadata={
             "dagster/table_name": f"{wh.database}.{klines_store.TABLE}",
             "dagster/column_schema": dg.TableSchema(
-                columns=[dg.TableColumn(name, type_, description=comment or None) for name, type_, comment in columns]
+                columns=[
+                    dg.TableColumn(name, type_, description=comment or None)
+                    for name, type_, comment in columns
+                ]
             ),
             "warehouse": wh.describe(),
             "rows_in_run": sum(d.quality.row_count for d in all_days),

@@ -19,8 +19,16 @@ COMPLETE = "complete_days"
 MAX_LISTED = 50  # rows listed in check metadata; the counts cover everything
 
 CHECK_SPECS = [
-    dg.AssetCheckSpec(OHLC, asset=["binance", "klines_1m"], description="low <= open, close <= high; volumes >= 0; minute-aligned open and close times."),
-    dg.AssetCheckSpec(DUPLICATES, asset=["binance", "klines_1m"], description="Exactly one row per minute in a plain SELECT (no FINAL)."),
+    dg.AssetCheckSpec(
+        OHLC,
+        asset=["binance", "klines_1m"],
+        description="low <= open, close <= high; volumes >= 0; minute-aligned open and close times.",
+    ),
+    dg.AssetCheckSpec(
+        DUPLICATES,
+        asset=["binance", "klines_1m"],
+        description="Exactly one row per minute in a plain SELECT (no FINAL).",
+    ),
     dg.AssetCheckSpec(
         COMPLETE,
         asset=["binance", "klines_1m"],
@@ -40,7 +48,11 @@ def _table(rows: list[str], header: str) -> dg.MetadataValue:
 
 
 def ohlc_result(days: Sequence[DayResult]) -> dg.AssetCheckResult:
-    bad = [d for d in days if d.quality.ohlc_violations or d.quality.negative_volumes or d.quality.misaligned_rows]
+    bad = [
+        d
+        for d in days
+        if d.quality.ohlc_violations or d.quality.negative_volumes or d.quality.misaligned_rows
+    ]
     rows = [
         f"| {d.symbol} | {d.quality.day} | {d.quality.ohlc_violations} | {d.quality.negative_volumes} | {d.quality.misaligned_rows} |"
         for d in bad
@@ -53,7 +65,9 @@ def ohlc_result(days: Sequence[DayResult]) -> dg.AssetCheckResult:
             "ohlc_violations": sum(d.quality.ohlc_violations for d in days),
             "negative_volumes": sum(d.quality.negative_volumes for d in days),
             "misaligned_rows": sum(d.quality.misaligned_rows for d in days),
-            "failing_days": _table(rows, "| symbol | day | ohlc | negative volume | misaligned |\n|---|---|---|---|---|"),
+            "failing_days": _table(
+                rows, "| symbol | day | ohlc | negative volume | misaligned |\n|---|---|---|---|---|"
+            ),
         },
     )
 
@@ -82,7 +96,9 @@ def completeness_result(days: Sequence[DayResult]) -> dg.AssetCheckResult:
         if len(ranges) > 20:
             listed += f", … ({len(ranges)} ranges)"
         cause = "warehouse lost rows" if d in lost else "exchange served none"
-        rows.append(f"| {d.symbol} | {d.quality.day} | {len(d.quality.missing_minutes)} | {cause} | {listed} |")
+        rows.append(
+            f"| {d.symbol} | {d.quality.day} | {len(d.quality.missing_minutes)} | {cause} | {listed} |"
+        )
     missing_total = sum(len(d.quality.missing_minutes) for d in days)
     return dg.AssetCheckResult(
         check_name=COMPLETE,
@@ -91,8 +107,14 @@ def completeness_result(days: Sequence[DayResult]) -> dg.AssetCheckResult:
         metadata={
             "missing_minutes": missing_total,
             "incomplete_days": len(lost) + len(gaps),
-            "largest_gap_minutes": max((b - a) // 60_000 + 1 for d in days for a, b in minute_ranges(d.quality.missing_minutes)) if missing_total else 0,
-            "missing": _table(rows, "| symbol | day | missing minutes | cause | minutes (UTC) |\n|---|---|---|---|---|"),
+            "largest_gap_minutes": max(
+                (b - a) // 60_000 + 1 for d in days for a, b in minute_ranges(d.quality.missing_minutes)
+            )
+            if missing_total
+            else 0,
+            "missing": _table(
+                rows, "| symbol | day | missing minutes | cause | minutes (UTC) |\n|---|---|---|---|---|"
+            ),
         },
     )
 

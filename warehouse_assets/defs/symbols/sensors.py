@@ -4,7 +4,6 @@ Symbols can also be added by hand in the UI (the asset's partition view, "add pa
 validates them before fetching anything.
 """
 
-
 import asyncio
 
 import dagster as dg
@@ -33,13 +32,15 @@ async def listed_symbols(symbols: list[str]) -> tuple[list[str], dict[str, str]]
 def register_binance_symbols(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
     wanted = settings.configured_symbols()
     if not wanted:
-        return dg.SkipReason("WAREHOUSE_SYMBOLS is empty; add symbols there or in the UI (binance_symbols partitions)")
+        return dg.SkipReason(
+            "WAREHOUSE_SYMBOLS is empty; add symbols there or in the UI (binance_symbols partitions)"
+        )
     existing = set(context.instance.get_dynamic_partitions(BINANCE_SYMBOLS.name or "binance_symbols"))
     new = [s for s in wanted if s not in existing]
     if not new:
         return dg.SkipReason(f"all {len(wanted)} symbols of WAREHOUSE_SYMBOLS are registered")
     listed, unlisted = asyncio.run(listed_symbols(new))
-    for symbol, reason in unlisted.items():
+    for reason in unlisted.values():
         context.log.error(reason)
     if not listed:
         return dg.SkipReason("not registered: " + "; ".join(unlisted.values()))
