@@ -9,15 +9,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
+import numpy as np
+import pyarrow as pa
+
 from warehouse_assets.lib import klines_store
 from warehouse_assets.lib.dead_letters import DeadLetter, record_dead_letters
 from warehouse_assets.lib.errors import MalformedKlineError
-from warehouse_assets.lib.records import DAY_MS, Kline
+from warehouse_assets.lib.records import DAY_MS, MINUTE_MS
 from warehouse_assets.lib.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -25,28 +28,31 @@ EXCHANGE = "binance"
 
 
 class KlineSource(Protocol):
-    async def klines(self, symbol: str, start_ms: int, end_ms: int, interval: str = "1m") -> list[Kline]: ...
+    """Where klines come from: the REST client, or later an archive reader."""
+
+    def iter_kline_windows(
+        self,
+        symbol: str,
+        start_ms: int,
+        end_ms: int,
+        interval: str = "1m",
+        chunk_minutes: int | None = None,
+    ) -> AsyncIterator[tuple[int, int, pa.Table]]: ...
 
 
 def day_start_ms(day: date) -> int:
     return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
 
 
-def contiguous_batches(days: Iterable[date], max_days: int) -> list[tuple[date, date]]:
-    """Sorted, de-duplicated days cut into runs of consecutive days, each at most `max_days` long.
-
-    Returned as (first_day, last_day) inclusive.
-    """
-    ordered = sorted(set(days))
-    batches: list[tuple[date, date]] = []
-    for day in ordered:
-        if batches:
-            first, last = batches[-1]
-            if day == last + timedelta(days=1) and (day - first).days < max_days:
-                batches[-1] = (first, day)
-                continue
-        batches.append((day, day))
-    return batches
+def contiguous_ranges(days: Iterable[date]) -> list[tuple[date, date]]:
+    """Sorted, de-duplicated days folded into runs of consecutive days, as (first_day, last_day) inclusive."""
+    ranges: list[tuple[date, date]] = []
+    for day in sorted(set(days)):
+        if ranges and day == ranges[-1][1] + timedelta(days=1):
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    return ranges
 
 
 @dataclass(frozen=True)
@@ -72,7 +78,7 @@ async def backfill_symbol(
     symbol: str,
     days: Sequence[date],
     *,
-    batch_days: int = 8,
+    batch_days: int = 25,
     source_name: str = "rest",
     on_batch: Callable[[BatchResult], None] | None = None,
 ) -> list[BatchResult]:
@@ -82,29 +88,36 @@ async def backfill_symbol(
     batch is inserted, and MalformedKlineError is raised (batches before it stay written; each is
     complete and correct on its own).
     """
-    batches = contiguous_batches(days, batch_days)
+    # 25 days = 36 000 minutes = exactly 36 requests of 1000 klines: no partial page at a batch edge.
+    chunk_minutes = batch_days * DAY_MS // MINUTE_MS
     results: list[BatchResult] = []
-    queue: asyncio.Queue[tuple[date, date, list[Kline]] | None] = asyncio.Queue(maxsize=1)
+    queue: asyncio.Queue[tuple[int, int, pa.Table] | None] = asyncio.Queue(maxsize=1)
 
     async def produce() -> None:
         try:
-            for first, last in batches:
-                start_ms, end_ms = day_start_ms(first), day_start_ms(last) + DAY_MS
-                klines = await source.klines(symbol, start_ms, end_ms, interval="1m")
-                await queue.put((first, last, klines))
+            for first, last in contiguous_ranges(days):
+                windows = source.iter_kline_windows(
+                    symbol,
+                    day_start_ms(first),
+                    day_start_ms(last) + DAY_MS,
+                    interval="1m",
+                    chunk_minutes=chunk_minutes,
+                )
+                async for window in windows:
+                    await queue.put(window)
         finally:
             await queue.put(None)
 
     producer = asyncio.create_task(produce())
     try:
         while (item := await queue.get()) is not None:
-            first, last, klines = item
+            start_ms, end_ms, klines = item
+            # The write and the caller's report (Dagster metadata and logs hit its event store) run in a
+            # worker thread, so the event loop keeps downloading the next batch meanwhile.
             result = await asyncio.to_thread(
-                _write_batch, warehouse, symbol, first, last, klines, source_name
+                _write_and_report, warehouse, symbol, start_ms, end_ms, klines, source_name, on_batch
             )
             results.append(result)
-            if on_batch is not None:
-                on_batch(result)
         await producer  # re-raises a fetch error (after the batches before it were written)
     except MalformedKlineError as exc:
         await asyncio.to_thread(_record_malformed, warehouse, exc, source_name)
@@ -115,14 +128,28 @@ async def backfill_symbol(
     return results
 
 
-def _write_batch(
-    warehouse: Warehouse, symbol: str, first: date, last: date, klines: list[Kline], source_name: str
+def _write_and_report(
+    warehouse: Warehouse,
+    symbol: str,
+    start_ms: int,
+    end_ms: int,
+    klines: pa.Table,
+    source_name: str,
+    on_batch: Callable[[BatchResult], None] | None,
 ) -> BatchResult:
-    start_ms, end_ms = day_start_ms(first), day_start_ms(last) + DAY_MS
-    fetched_by_day: dict[int, int] = {}
-    for k in klines:
-        day_ms = k.open_time - k.open_time % DAY_MS
-        fetched_by_day[day_ms] = fetched_by_day.get(day_ms, 0) + 1
+    result = _write_batch(warehouse, symbol, start_ms, end_ms, klines, source_name)
+    if on_batch is not None:
+        on_batch(result)
+    return result
+
+
+def _write_batch(
+    warehouse: Warehouse, symbol: str, start_ms: int, end_ms: int, klines: pa.Table, source_name: str
+) -> BatchResult:
+    first, last = _utc_day(start_ms), _utc_day(end_ms - DAY_MS)
+    open_ms = klines.column("open_time").cast(pa.int64()).to_numpy()
+    days_ms, counts = np.unique(open_ms - open_ms % DAY_MS, return_counts=True)
+    fetched_by_day = dict(zip(days_ms.tolist(), counts.tolist(), strict=True))
     with warehouse.session() as client:
         replaced = klines_store.replace_window(
             client,
@@ -145,6 +172,10 @@ def _write_batch(
     ]
     log.debug("%s %s..%s: %d klines written", symbol, first, last, replaced.inserted)
     return BatchResult(symbol, first, last, replaced.inserted, replaced.replaced_older, days)
+
+
+def _utc_day(ms: int) -> date:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).date()
 
 
 def _record_malformed(warehouse: Warehouse, exc: MalformedKlineError, source_name: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 from collections.abc import Sequence
@@ -10,9 +9,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from clickhouse_connect.driver.client import Client
 
-from warehouse_assets.lib.records import DAY_MS, MINUTE_MS, Kline
+from warehouse_assets.lib.records import DAY_MS, MINUTE_MS, TIME_MS, Kline, klines_to_table
 from warehouse_assets.lib.warehouse.sql import load_sql
 
 TABLE = "klines_1m"
@@ -33,19 +33,6 @@ COLUMNS = [
     "source",
     "ingested_at",
 ]
-_DECIMAL = pa.decimal128(38, 18)
-_TIME = pa.timestamp("ms", tz="UTC")
-_DECIMAL_FIELDS = [
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "quote_volume",
-    "taker_buy_base_volume",
-    "taker_buy_quote_volume",
-]
-
 _version_lock = threading.Lock()
 _last_version = 0
 
@@ -58,21 +45,12 @@ def next_version_ms() -> int:
         return _last_version
 
 
-def to_arrow(klines: Sequence[Kline], source: str, version_ms: int) -> pa.Table:
-    """Klines as an Arrow table. Decimals convert exactly (pyarrow refuses to drop digits)."""
-    n = len(klines)
-    columns: dict[str, pa.Array] = {
-        "exchange": pa.array([k.exchange for k in klines], pa.string()),
-        "symbol": pa.array([k.symbol for k in klines], pa.string()),
-        "open_time": pa.array([k.open_time for k in klines], pa.int64()).cast(_TIME),
-        "close_time": pa.array([k.close_time for k in klines], pa.int64()).cast(_TIME),
-        "trades": pa.array([k.trades for k in klines], pa.uint64()),
-        "source": pa.array(itertools.repeat(source, n), pa.string()),
-        "ingested_at": pa.array(itertools.repeat(version_ms, n), pa.int64()).cast(_TIME),
-    }
-    for name in _DECIMAL_FIELDS:
-        columns[name] = pa.array([getattr(k, name) for k in klines], _DECIMAL)
-    return pa.table({name: columns[name] for name in COLUMNS})
+def with_write_columns(klines: pa.Table, source: str, version_ms: int) -> pa.Table:
+    """A KLINE_SCHEMA batch plus the columns a write adds: which path wrote it, and the write version."""
+    n = klines.num_rows
+    return klines.append_column("source", pa.array([source] * n, pa.string())).append_column(
+        "ingested_at", pa.array([version_ms] * n, pa.int64()).cast(TIME_MS)
+    )
 
 
 @dataclass(frozen=True)
@@ -90,7 +68,7 @@ def replace_window(
     symbol: str,
     start_ms: int,
     end_ms: int,
-    klines: Sequence[Kline],
+    klines: pa.Table | Sequence[Kline],
     source: str,
 ) -> ReplaceResult:
     """Make [start_ms, end_ms) of (exchange, symbol) hold exactly `klines`.
@@ -99,15 +77,21 @@ def replace_window(
     window empty, and after the call a plain SELECT sees exactly one row per minute. Re-running is
     idempotent; a minute the exchange no longer serves disappears too.
     """
-    for k in klines:
-        if k.exchange != exchange or k.symbol != symbol or not (start_ms <= k.open_time < end_ms):
+    table = klines if isinstance(klines, pa.Table) else klines_to_table(klines)
+    if table.num_rows:
+        open_ms = table.column("open_time").cast(pa.int64())
+        inside = pc.and_(
+            pc.and_(pc.equal(table.column("exchange"), exchange), pc.equal(table.column("symbol"), symbol)),
+            pc.and_(pc.greater_equal(open_ms, start_ms), pc.less(open_ms, end_ms)),
+        )
+        if not pc.all(inside).as_py():
             raise ValueError(
-                f"kline {k.exchange}:{k.symbol}@{k.open_time} is outside the window being replaced "
-                f"({exchange}:{symbol} [{start_ms}, {end_ms}))"
+                f"a kline is outside the window being replaced ({exchange}:{symbol} [{start_ms}, {end_ms})); "
+                "nothing was written"
             )
     version_ms = next_version_ms()
-    if klines:
-        client.insert_arrow(f"{database}.{TABLE}", to_arrow(klines, source, version_ms))
+    if table.num_rows:
+        client.insert_arrow(f"{database}.{TABLE}", with_write_columns(table, source, version_ms))
     params = {
         "exchange": exchange,
         "symbol": symbol,
@@ -124,7 +108,7 @@ def replace_window(
         client.command(
             load_sql("klines/delete_older_versions.sql").render(database=database), parameters=params
         )
-    return ReplaceResult(inserted=len(klines), replaced_older=older, version_ms=version_ms)
+    return ReplaceResult(inserted=table.num_rows, replaced_older=older, version_ms=version_ms)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ def test_definitions_load_with_the_klines_asset_checks_and_sensor() -> None:
     assert KLINES in graph.get_all_asset_keys()
     node = graph.get(KLINES)
     assert node.partitions_def == BINANCE_DAILY_BY_SYMBOL
-    assert node.backfill_policy == dg.BackfillPolicy.single_run()
+    assert node.backfill_policy == dg.BackfillPolicy.multi_run(max_partitions_per_run=366)
     assert set(node.kinds) >= {"clickhouse"}
     assert node.owners == ["team:market-data"]
     assert {k.name for k in graph.asset_check_keys} == {
@@ -45,19 +45,50 @@ def test_partitions_are_utc_days_from_the_start_date_by_registered_symbol() -> N
     )
 
 
-def test_a_year_for_five_symbols_is_a_handful_of_runs_not_1825() -> None:
-    symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT"]
-    keys = [
-        dg.MultiPartitionKey({"date": (date(2021, 1, 1) + timedelta(days=d)).isoformat(), "symbol": s})
-        for d in range(365)
+def backfill_run_requests(days: int, symbols: list[str]) -> list[dg.RunRequest]:
+    """The run requests the backfill daemon builds for a rectangular UI selection (its own code path)."""
+    from dagster._core.definitions.automation_tick_evaluation_context import (
+        build_run_requests_with_backfill_policies,
+    )
+    from dagster._core.definitions.events import AssetKeyPartitionKey
+    from dagster._core.definitions.partitions.context import partition_loading_context
+
+    graph = load_defs().resolve_asset_graph()
+    selection = [
+        AssetKeyPartitionKey(
+            KLINES,
+            dg.MultiPartitionKey({"date": (date(2017, 9, 1) + timedelta(days=d)).isoformat(), "symbol": s}),
+        )
+        for d in range(days)
         for s in symbols
     ]
-    ranges = (
-        BINANCE_DAILY_BY_SYMBOL.empty_subset()
-        .with_partition_keys(keys)
-        .get_partition_key_ranges(BINANCE_DAILY_BY_SYMBOL)
-    )
-    assert len(ranges) == 5  # the single-run backfill policy launches one run per range
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("binance_symbols", symbols)
+        with partition_loading_context(dynamic_partitions_store=instance):
+            return list(build_run_requests_with_backfill_policies(selection, graph, instance))
+
+
+SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT"]
+
+
+def test_a_year_for_five_symbols_is_a_handful_of_runs_not_1825() -> None:
+    requests = backfill_run_requests(365, SYMBOLS)
+    assert len(requests) == 5
+    ranges = {
+        (r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
+        for r in requests
+    }
+    assert ("2017-09-01|BTCUSDT", "2018-08-31|BTCUSDT") in ranges
+
+
+def test_a_decade_is_cut_into_runs_of_at_most_a_year_of_one_symbol() -> None:
+    requests = backfill_run_requests(3300, SYMBOLS[:2])
+    assert len(requests) == 2 * 10  # ceil(3300 / 366) runs per symbol
+    for request in requests:
+        start = request.tags["dagster/asset_partition_range_start"].split("|")
+        end = request.tags["dagster/asset_partition_range_end"].split("|")
+        assert start[1] == end[1]
+        assert (date.fromisoformat(end[0]) - date.fromisoformat(start[0])).days < 366
 
 
 def test_a_run_groups_its_keys_by_symbol_whatever_the_range_shape() -> None:

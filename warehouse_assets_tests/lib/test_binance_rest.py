@@ -187,7 +187,8 @@ def test_real_archive_day_matches_the_published_csv() -> None:
             kline.taker_buy_quote_volume,
         )  # fmt: skip
         assert got == expected
-    assert str(klines[0].open) == "7195.24000000"  # the exchange's digits, not a float's
+    # The exchange's digits, not a float's: Decimal(7195.24) would be 7195.2399999999998....
+    assert klines[0].open == Decimal("7195.24") and klines[0].open != Decimal(7195.24)
 
 
 # ------------------------------------------------------------------------------- rate limiting

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import httpx
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from warehouse_assets.lib import settings
 from warehouse_assets.lib.binance import wire
@@ -29,7 +31,7 @@ from warehouse_assets.lib.errors import (
     UnknownSymbolError,
 )
 from warehouse_assets.lib.ratelimit import Reservation, WeightBudget, budget_for
-from warehouse_assets.lib.records import Kline
+from warehouse_assets.lib.records import KLINE_SCHEMA, Kline, table_to_klines
 from warehouse_assets.lib.retry import Backoff
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,7 @@ class _Page:
     start_ms: int
     end_ms: int
     last_of_chunk: bool
+    chunk_start_ms: int
 
 
 class BinanceRestClient:
@@ -160,10 +163,12 @@ class BinanceRestClient:
         Pages of 1000 are fetched up to `max_in_flight` at a time. Nothing is returned if any page is
         malformed (`MalformedKlineError`) or fails.
         """
-        klines: list[Kline] = []
-        async for chunk in self.iter_klines(symbol, start_ms, end_ms, interval):
-            klines.extend(chunk)
-        return klines
+        return table_to_klines(await self.kline_table(symbol, start_ms, end_ms, interval), interval)
+
+    async def kline_table(self, symbol: str, start_ms: int, end_ms: int, interval: str = "1m") -> pa.Table:
+        """Like `klines`, as one columnar batch (`records.KLINE_SCHEMA`): the bulk path, no per-value objects."""
+        tables = [t async for t in self.iter_kline_tables(symbol, start_ms, end_ms, interval)]
+        return pa.concat_tables(tables) if tables else KLINE_SCHEMA.empty_table()
 
     async def iter_klines(
         self,
@@ -173,10 +178,40 @@ class BinanceRestClient:
         interval: str = "1m",
         chunk_minutes: int | None = None,
     ) -> AsyncIterator[list[Kline]]:
-        """Like `klines`, yielded chunk by chunk (ordered, non-empty) while later pages download.
+        """Like `klines`, yielded chunk by chunk (ordered, non-empty) while later pages download."""
+        async for table in self.iter_kline_tables(symbol, start_ms, end_ms, interval, chunk_minutes):
+            yield table_to_klines(table, interval)
 
-        `chunk_minutes` (default: one page of 1000 klines) sets how much time each yielded list covers.
+    async def iter_kline_tables(
+        self,
+        symbol: str,
+        start_ms: int,
+        end_ms: int,
+        interval: str = "1m",
+        chunk_minutes: int | None = None,
+    ) -> AsyncIterator[pa.Table]:
+        """Closed klines of [start_ms, end_ms) as ordered, non-empty batches, while later pages download.
+
+        `chunk_minutes` (default: one page of 1000 klines) sets how much time each yielded batch covers.
         A malformed page raises before its chunk is yielded; earlier chunks were already yielded.
+        """
+        async for _, _, table in self.iter_kline_windows(symbol, start_ms, end_ms, interval, chunk_minutes):
+            if table.num_rows:
+                yield table
+
+    async def iter_kline_windows(
+        self,
+        symbol: str,
+        start_ms: int,
+        end_ms: int,
+        interval: str = "1m",
+        chunk_minutes: int | None = None,
+    ) -> AsyncIterator[tuple[int, int, pa.Table]]:
+        """Every chunk of [start_ms, end_ms) as (chunk start, chunk end, its closed klines), empty ones too.
+
+        Chunks of `chunk_minutes` are aligned on start_ms. Up to `2 * max_in_flight` pages download ahead
+        across chunk boundaries, so a consumer that writes one chunk while the next downloads keeps the
+        request pipe full. A malformed page raises before its chunk is yielded.
         """
         step = wire.interval_ms(interval)
         if start_ms >= end_ms:
@@ -186,7 +221,7 @@ class BinanceRestClient:
         # A bounded look-ahead keeps the pipe full without buffering a whole multi-year range in memory.
         lookahead = 2 * self.max_in_flight
         upcoming = iter(pages)
-        pending: deque[tuple[_Page, asyncio.Task[list[Kline]]]] = deque()
+        pending: deque[tuple[_Page, asyncio.Task[pa.Table]]] = deque()
 
         def schedule() -> None:
             while len(pending) < lookahead:
@@ -196,26 +231,28 @@ class BinanceRestClient:
                 task = asyncio.create_task(self._fetch_page(symbol, interval, page.start_ms, page.end_ms))
                 pending.append((page, task))
 
-        chunk: list[Kline] = []
+        chunk: list[pa.Table] = []
         try:
             schedule()
             while pending:
                 page, task = pending.popleft()
-                page_klines = await task
+                page_table = await task
                 schedule()
-                chunk.extend(page_klines)
-                if page.last_of_chunk and chunk:
-                    yield chunk
+                if page_table.num_rows:
+                    chunk.append(page_table)
+                if page.last_of_chunk:
+                    table = pa.concat_tables(chunk) if chunk else KLINE_SCHEMA.empty_table()
+                    yield page.chunk_start_ms, page.end_ms, table
                     chunk = []
         finally:
             for _, task in pending:
                 task.cancel()
             await asyncio.gather(*(task for _, task in pending), return_exceptions=True)
 
-    async def _fetch_page(self, symbol: str, interval: str, start_ms: int, end_ms: int) -> list[Kline]:
+    async def _fetch_page(self, symbol: str, interval: str, start_ms: int, end_ms: int) -> pa.Table:
         """Closed klines with open time in [start_ms, end_ms); asks again if the server stopped early."""
         step = wire.interval_ms(interval)
-        by_open_time: dict[int, Kline] = {}
+        parts: list[pa.Table] = []
         cursor = start_ms
         while cursor < end_ms:
             await self._ensure_ready(symbol=symbol)  # a long backfill keeps its clock estimate fresh
@@ -227,21 +264,27 @@ class BinanceRestClient:
                 "limit": KLINES_PER_REQUEST,
             }
             reply = await self._get(KLINES, params, symbols=(symbol,))
-            received = wire.parse_klines(reply.text, symbol=symbol, interval=interval)
-            for kline in received:
-                # The newest row may still be open: keep only klines that had closed when the server answered.
-                if (
-                    cursor <= kline.open_time < end_ms
-                    and kline.close_time < reply.reservation.closed_before_ms
-                ):
-                    by_open_time[kline.open_time] = kline
-            if len(received) < KLINES_PER_REQUEST:
+            received = wire.parse_klines_table(reply.text, symbol=symbol, interval=interval)
+            if received.num_rows == 0:
                 break
-            next_cursor = max(kline.open_time for kline in received) + step
+            open_ms = received.column("open_time").cast(pa.int64())
+            close_ms = received.column("close_time").cast(pa.int64())
+            # The newest row may still be open: keep only klines that had closed when the server answered.
+            keep = pc.and_(
+                pc.and_(pc.greater_equal(open_ms, cursor), pc.less(open_ms, end_ms)),
+                pc.less(close_ms, reply.reservation.closed_before_ms),
+            )
+            parts.append(received.filter(keep))
+            if received.num_rows < KLINES_PER_REQUEST:
+                break
+            next_cursor = int(pc.max(open_ms).as_py()) + step
             if next_cursor <= cursor:
                 break  # the server ignored startTime; stop rather than loop forever
             cursor = next_cursor
-        return [by_open_time[t] for t in sorted(by_open_time)]
+        if not parts:
+            return KLINE_SCHEMA.empty_table()
+        table = pa.concat_tables(parts)
+        return table.take(pc.sort_indices(table, sort_keys=[("open_time", "ascending")]))
 
     def _wire_time(self, ms: int) -> int:
         return ms * 1000 if self.time_unit == "MICROSECOND" else ms
@@ -395,7 +438,9 @@ def _plan_pages(start_ms: int, end_ms: int, step_ms: int, chunk_minutes: int | N
         chunk_end = min(chunk_start + chunk_span, end_ms)
         for page_start in range(chunk_start, chunk_end, page_span):
             page_end = min(page_start + page_span, chunk_end)
-            pages.append(_Page(page_start, page_end, last_of_chunk=page_end == chunk_end))
+            pages.append(
+                _Page(page_start, page_end, last_of_chunk=page_end == chunk_end, chunk_start_ms=chunk_start)
+            )
     return pages
 
 

@@ -15,8 +15,11 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from warehouse_assets.lib.errors import MalformedKlineError, MalformedResponseError
-from warehouse_assets.lib.records import Kline
+from warehouse_assets.lib.records import DECIMAL, KLINE_SCHEMA, TIME_MS, Kline, klines_to_table
 
 EXCHANGE = "binance"
 
@@ -135,29 +138,189 @@ def parse_klines(text: str, *, symbol: str, interval: str) -> list[Kline]:
 
     Raises `MalformedKlineError` on the first bad row, so a caller never gets part of a bad response.
     A row repeated verbatim is kept once; the same open time with different values is malformed.
+
+    Hot path of every backfill: the body is decoded once, and each row goes through cheap checks
+    (`_well_formed_row`); only a row that fails them is re-validated by `parse_kline_row`, which
+    names the reason and quotes the row's exact source text.
     """
     try:
-        rows = split_json_array(text)
+        rows = json.loads(text)
     except ValueError as exc:
         raise MalformedKlineError(
             symbol, text[:2000], f"the body is not a JSON array of rows ({exc})"
         ) from None
+    if not isinstance(rows, list):
+        raise MalformedKlineError(symbol, text[:2000], "the body is not a JSON array of rows")
+    step = interval_ms(interval)
     klines: list[Kline] = []
-    raw_by_open_time: dict[int, str] = {}
-    for row, raw in rows:
-        kline = parse_kline_row(row, symbol=symbol, interval=interval, raw=raw)
-        seen = raw_by_open_time.get(kline.open_time)
+    row_by_open_time: dict[int, list[object]] = {}
+    exact_rows: list[tuple[object, str]] | None = None
+    for index, row in enumerate(rows):
+        kline = _well_formed_row(row, symbol, interval, step)
+        if kline is None:
+            if exact_rows is None:
+                exact_rows = split_json_array(text)
+            kline = parse_kline_row(row, symbol=symbol, interval=interval, raw=exact_rows[index][1])
+        seen = row_by_open_time.get(kline.open_time)
         if seen is not None:
-            if seen == raw:
+            if seen == row:
                 continue
+            if exact_rows is None:
+                exact_rows = split_json_array(text)
             raise MalformedKlineError(
                 symbol,
-                raw,
+                exact_rows[index][1],
                 f"open_time {kline.open_time} appears twice in one response with different values",
             )
-        raw_by_open_time[kline.open_time] = raw
+        row_by_open_time[kline.open_time] = row
         klines.append(kline)
     return klines
+
+
+def parse_klines_table(text: str, *, symbol: str, interval: str) -> pa.Table:
+    """A /api/v3/klines body as a columnar batch (`records.KLINE_SCHEMA`), validated, in the order received.
+
+    The bulk path of every backfill: one JSON decode, then Arrow's C kernels check formats, cast the
+    exchange's decimal strings exactly to Decimal(38, 18) and check OHLC invariants, without a Python
+    object per value. Any doubt sends the body through `parse_klines`, which raises
+    `MalformedKlineError` naming the row and the reason, exactly as the row-by-row path does.
+    """
+    table = _klines_table_fast(text, symbol, interval_ms(interval))
+    if table is not None:
+        return table
+    klines = parse_klines(text, symbol=symbol, interval=interval)  # raises with the reason, or ...
+    try:
+        return klines_to_table(klines)  # ... the rows were valid but needed the slow path (e.g. a repeat)
+    except (pa.ArrowInvalid, OverflowError) as exc:
+        raise MalformedKlineError(
+            symbol, text[:2000], f"a value does not fit the warehouse's exact Decimal(38, 18) ({exc})"
+        ) from None
+
+
+_PLAIN_DECIMAL_RE = r"^[0-9]+(\.[0-9]*)?$"
+_TABLE_DECIMAL_INDEXES = (1, 2, 3, 4, 5, 7, 9, 10)
+
+
+def _klines_table_fast(text: str, symbol: str, step: int) -> pa.Table | None:
+    try:
+        rows = json.loads(text)
+    except ValueError:
+        return None
+    if type(rows) is not list:
+        return None
+    for row in rows:
+        if type(row) is not list or len(row) != 12:
+            return None
+    n = len(rows)
+    if n == 0:
+        return KLINE_SCHEMA.empty_table()
+    columns = list(zip(*rows, strict=True))
+    for index in (0, 6, 8):  # open time, close time, trades: JSON integers (bool is not int here)
+        if set(map(type, columns[index])) != {int}:
+            return None
+    open_ms = _to_millis_array(pa.array(columns[0], pa.int64()))
+    close_ms = _to_millis_array(pa.array(columns[6], pa.int64()))
+    trades = pa.array(columns[8], pa.int64())
+    if pc.min(open_ms).as_py() < 0 or pc.min(trades).as_py() < 0:
+        return None
+    if not pc.all(pc.equal(close_ms, pc.add(open_ms, step - 1))).as_py():
+        return None
+    if pc.count_distinct(open_ms).as_py() != n:
+        return None  # repeated minutes: the row path keeps verbatim repeats once and rejects conflicts
+    decimals: dict[int, pa.Array] = {}
+    for index in _TABLE_DECIMAL_INDEXES:
+        column = columns[index]
+        if set(map(type, column)) != {str}:
+            return None
+        strings = pa.array(column, pa.string())
+        if not pc.all(pc.match_substring_regex(strings, _PLAIN_DECIMAL_RE)).as_py():
+            return None
+        try:
+            decimals[index] = strings.cast(DECIMAL)
+        except pa.ArrowInvalid:
+            return None
+    o, h, lo, c = decimals[1], decimals[2], decimals[3], decimals[4]
+    ohlc_ok = pc.and_(
+        pc.and_(pc.less_equal(lo, o), pc.less_equal(o, h)),
+        pc.and_(pc.less_equal(lo, c), pc.less_equal(c, h)),
+    )
+    if not pc.all(ohlc_ok).as_py():
+        return None
+    return pa.table(
+        [
+            pa.array([EXCHANGE] * n, pa.string()),
+            pa.array([symbol] * n, pa.string()),
+            open_ms.cast(TIME_MS),
+            close_ms.cast(TIME_MS),
+            o,
+            h,
+            lo,
+            c,
+            decimals[5],
+            decimals[7],
+            trades.cast(pa.uint64()),
+            decimals[9],
+            decimals[10],
+        ],
+        schema=KLINE_SCHEMA,
+    )
+
+
+def _to_millis_array(values: pa.Array) -> pa.Array:
+    """ms stay; µs (decided per value by magnitude) become floored ms. Epoch times are positive: truncation is floor."""
+    return pc.if_else(pc.greater(values, MICROS_THRESHOLD), pc.divide(values, 1000), values)
+
+
+def _plain_decimal(value: object) -> bool:
+    """A non-negative decimal string without sign, exponent or spaces ("7195.24000000")."""
+    return type(value) is str and value.isascii() and value.replace(".", "", 1).isdigit()
+
+
+def _well_formed_row(row: object, symbol: str, interval: str, step: int) -> Kline | None:
+    """The row as a Kline if every check passes, else None (then `parse_kline_row` says why)."""
+    if type(row) is not list or len(row) != 12:
+        return None
+    open_time, o, h, lo, c, v, close_time, q, trades, tb, tq, _ = row
+    if type(open_time) is not int or type(close_time) is not int or type(trades) is not int:
+        return None
+    if open_time < 0 or trades < 0:
+        return None
+    if open_time > MICROS_THRESHOLD:
+        open_time //= 1000
+    if close_time > MICROS_THRESHOLD:
+        close_time //= 1000
+    if close_time != open_time + step - 1:
+        return None
+    if not (
+        _plain_decimal(o)
+        and _plain_decimal(h)
+        and _plain_decimal(lo)
+        and _plain_decimal(c)
+        and _plain_decimal(v)
+        and _plain_decimal(q)
+        and _plain_decimal(tb)
+        and _plain_decimal(tq)
+    ):
+        return None
+    open_, high, low, close = Decimal(o), Decimal(h), Decimal(lo), Decimal(c)
+    if not (low <= open_ <= high and low <= close <= high):
+        return None
+    return Kline(
+        EXCHANGE,
+        symbol,
+        interval,
+        open_time,
+        close_time,
+        open_,
+        high,
+        low,
+        close,
+        Decimal(v),
+        Decimal(q),
+        trades,
+        Decimal(tb),
+        Decimal(tq),
+    )
 
 
 def parse_kline_row(row: object, *, symbol: str, interval: str, raw: str | None = None) -> Kline:
