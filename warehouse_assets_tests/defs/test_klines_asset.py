@@ -152,6 +152,9 @@ def test_minutes_the_exchange_lacks_give_a_warning_listing_them(
     assert complete.metadata["largest_gap_minutes"].value == 5
     assert "2020-01-02T10:00Z–2020-01-02T10:04Z" in complete.metadata["missing"].value
     assert "exchange served none" in complete.metadata["missing"].value
+    (mat,) = result.asset_materializations_for_node("binance__klines_1m")
+    assert mat.metadata["missing_minutes"].value == 5
+    assert mat.metadata["missing_minute_ranges"].value == "2020-01-02T10:00Z–2020-01-02T10:04Z"
     assert checks_by_name(result)["ohlc_invariants"].passed
     with warehouse.session() as client:
         assert client.query(f"SELECT count() FROM {warehouse.database}.klines_1m").result_rows == [(1435,)]

@@ -7,7 +7,7 @@ from datetime import date
 
 import dagster as dg
 
-from warehouse_assets.defs.klines.checks import CHECK_SPECS, check_results
+from warehouse_assets.defs.klines.checks import CHECK_SPECS, check_results, describe_minute_ranges
 from warehouse_assets.defs.partitions import BINANCE_API_POOL, BINANCE_DAILY_BY_SYMBOL
 from warehouse_assets.defs.resources import BinanceResource, WarehouseResource
 from warehouse_assets.lib import klines_store
@@ -40,6 +40,8 @@ def _partition_metadata(result: DayResult) -> dict[str, object]:
         "missing_minutes": len(q.missing_minutes),
         "duplicate_rows": q.duplicate_rows,
     }
+    if q.missing_minutes:
+        meta["missing_minute_ranges"] = dg.MetadataValue.text(describe_minute_ranges(q.missing_minutes))
     if q.first_open_ms is not None and q.last_open_ms is not None:
         meta["first_open_time"] = dg.MetadataValue.timestamp(q.first_open_ms / 1000)
         meta["last_open_time"] = dg.MetadataValue.timestamp(q.last_open_ms / 1000)

@@ -41,6 +41,13 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%MZ")
 
 
+def describe_minute_ranges(open_times: Sequence[int], limit: int = 20) -> str:
+    """'2020-01-02T10:00Z–2020-01-02T10:04Z, 2020-01-02T11:00Z' (at most `limit` ranges)."""
+    ranges = minute_ranges(open_times)
+    listed = ", ".join(f"{_iso(a)}–{_iso(b)}" if a != b else _iso(a) for a, b in ranges[:limit])
+    return listed + (f", … ({len(ranges)} ranges)" if len(ranges) > limit else "")
+
+
 def _table(rows: list[str], header: str) -> dg.MetadataValue:
     shown = rows[:MAX_LISTED]
     more = f"\n\n… and {len(rows) - MAX_LISTED} more" if len(rows) > MAX_LISTED else ""
@@ -91,10 +98,7 @@ def completeness_result(days: Sequence[DayResult]) -> dg.AssetCheckResult:
     gaps = [d for d in days if d.quality.missing_minutes and d not in lost]
     rows = []
     for d in lost + gaps:
-        ranges = minute_ranges(d.quality.missing_minutes)
-        listed = ", ".join(f"{_iso(a)}–{_iso(b)}" if a != b else _iso(a) for a, b in ranges[:20])
-        if len(ranges) > 20:
-            listed += f", … ({len(ranges)} ranges)"
+        listed = describe_minute_ranges(d.quality.missing_minutes)
         cause = "warehouse lost rows" if d in lost else "exchange served none"
         rows.append(
             f"| {d.symbol} | {d.quality.day} | {len(d.quality.missing_minutes)} | {cause} | {listed} |"
