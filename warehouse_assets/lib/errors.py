@@ -139,5 +139,76 @@ class RateLimitedError(ExchangeError):
         return (_rebuild, (type(self), (self.path,), kwargs))
 
 
+class ArchiveError(ExchangeError):
+    """A data.binance.vision file could not be used. The caller may fall back to REST for that day."""
+
+
+class ArchiveNotPublishedError(ArchiveError):
+    """The archive (or its .CHECKSUM) is not published (HTTP 404): too recent, or no trading that day."""
+
+    def __init__(self, url: str, *, status: int = 404) -> None:
+        self.url = url
+        self.status = status
+        super().__init__(
+            f"{url} is not published on data.binance.vision (HTTP {status}); daily files appear about a "
+            "day later, so fetch this day from the REST API instead"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), (self.url,), {"status": self.status}))
+
+
+class ArchiveChecksumError(ArchiveError):
+    """A downloaded archive does not match its published sha256; the file was deleted."""
+
+    def __init__(self, file: str, expected: str, actual: str) -> None:
+        self.file = file
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"archive {file} failed verification: its .CHECKSUM says sha256 {expected} but the downloaded "
+            f"bytes hash to {actual}; the file was deleted; retry the download, and report it if it persists"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), (self.file, self.expected, self.actual), {}))
+
+
+class ArchiveFormatError(ArchiveError):
+    """An archive's CSV failed validation (format, value, contiguity or day coverage); nothing was used.
+
+    `row` is the 1-based data row (a header line is not counted), or None for a whole-file problem.
+    """
+
+    def __init__(self, file: str, reason: str, *, row: int | None = None) -> None:
+        self.file = file
+        self.reason = reason
+        self.row = row
+        where = f"{file} row {row}" if row is not None else str(file)
+        super().__init__(
+            f"archive {where}: {reason}; nothing from this file was used; fetch the day from REST instead"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), (self.file, self.reason), {"row": self.row}))
+
+
+class ArchiveUnavailableError(ArchiveError):
+    """data.binance.vision kept failing (5xx, timeouts) or refused the request (non-404 4xx)."""
+
+    def __init__(self, url: str, *, attempts: int, last_problem: str) -> None:
+        self.url = url
+        self.attempts = attempts
+        self.last_problem = last_problem
+        super().__init__(
+            f"GET {url} failed {attempts} time(s) (last: {last_problem}); the archive host is down or "
+            "unreachable; retry later, check BINANCE_ARCHIVE_URL, or fetch the day from REST"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        kwargs = {"attempts": self.attempts, "last_problem": self.last_problem}
+        return (_rebuild, (type(self), (self.url,), kwargs))
+
+
 def _rebuild(cls: type[Exception], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Exception:
     return cls(*args, **kwargs)

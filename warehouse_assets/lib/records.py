@@ -93,3 +93,47 @@ def table_to_klines(table: pa.Table, interval: str = "1m") -> list[Kline]:
         Kline(interval=interval, **{name: values[i] for name, values in columns.items()})
         for i in range(table.num_rows)
     ]
+
+
+# Aggregate trades in columnar form. `ts` is in MICROSECONDS so that a trade's timestamp does not depend
+# on where it came from: data.binance.vision spot archives carry µs since 2025-01-01, while REST and
+# WebSocket streams send ms unless asked for µs (header `X-MBX-TIME-UNIT: MICROSECOND`, stream parameter
+# `timeUnit=MICROSECOND`). A ms source becomes µs by × 1000, so it only agrees with a µs source when it
+# was asked for µs; the identity of a trade is (exchange, symbol, trade_id), never its timestamp.
+TIME_US = pa.timestamp("us", tz="UTC")
+AGG_TRADE_SCHEMA = pa.schema(
+    [
+        ("exchange", pa.string()),
+        ("symbol", pa.string()),
+        ("trade_id", pa.uint64()),  # the aggregate trade id (`a`, archive column agg_trade_id)
+        ("price", DECIMAL),
+        ("qty", DECIMAL),
+        ("first_trade_id", pa.uint64()),
+        ("last_trade_id", pa.uint64()),
+        ("ts", TIME_US),  # transact time, epoch microseconds (UTC)
+        ("is_buyer_maker", pa.bool_()),
+    ]
+)
+
+
+@dataclass(slots=True)  # not frozen, like Kline: bulk paths build many of these
+class AggTrade:
+    """One aggregate trade (trades at one price from one taker order). Treat as immutable.
+
+    `ts_us` is epoch microseconds (UTC); a ms source is stored as ms × 1000 (see AGG_TRADE_SCHEMA).
+    """
+
+    exchange: str
+    symbol: str
+    trade_id: int
+    price: Decimal
+    qty: Decimal
+    first_trade_id: int
+    last_trade_id: int
+    ts_us: int
+    is_buyer_maker: bool
+
+    @property
+    def ts_ms(self) -> int:
+        """The transact time in epoch milliseconds, floored (what a ms REST/stream source reports)."""
+        return self.ts_us // 1000
