@@ -18,7 +18,7 @@ import pytest
 
 from warehouse_assets.lib.binance.archive_format import read_agg_trades, read_klines
 from warehouse_assets.lib.errors import ArchiveFormatError
-from warehouse_assets.lib.records import AGG_TRADE_SCHEMA, KLINE_SCHEMA
+from warehouse_assets.lib.records import AGG_TRADE_SCHEMA, KLINE_SCHEMA, AggTrade
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 VISION = SHARED_DATA / "binance_vision"
@@ -294,3 +294,31 @@ def test_synthetic_two_million_row_spot_day(tmp_path: Path) -> None:
     assert pc.sum(parsed.column("qty")).as_py() == Decimal(int(qty_units.sum())).scaleb(-8)
     assert pc.sum(parsed.column("price")).as_py() == Decimal(int(price_cents.sum())).scaleb(-2)
     assert parsed.column("ts").cast(pa.int64())[n - 1].as_py() == int(ts[-1])
+
+
+def test_cut_short_maintenance_candle_is_rejected_like_rest() -> None:
+    """The real 2021-02-11 03:00 candle closes at 03:40:54.773 (maintenance): wire rejects it, so do we."""
+    path = VISION / "spot" / "klines" / "BTCUSDT-1h-2021-Q1_concat_with_gaps.csv"
+    with pytest.raises(
+        ArchiveFormatError, match="close_time 1613014854773 != open_time 1613012400000"
+    ) as caught:
+        read_klines(path, symbol="BTCUSDT", interval="1h")
+    assert caught.value.row == 988
+
+
+def test_other_real_layouts_parse() -> None:
+    """UM futures with a header, a 2022 UM file without one, and a whole month from 2025 (still ms)."""
+    um = VISION / "futures_um"
+    assert (
+        read_klines(um / "klines" / "ETHUSDT-1h-2022-08-24.zip", symbol="ETHUSDT", interval="1h").num_rows
+        == 24
+    )
+    assert read_klines(um / "klines" / "BTCUSDT-1m-2022-05-06.csv", symbol="BTCUSDT").num_rows == 1440
+    month = read_klines(um / "monthly_klines" / "AVAXUSDT-1m-2025-02.csv", symbol="AVAXUSDT")
+    assert month.num_rows == 40320
+    assert month.column("open_time")[0].value == 1738368000000  # 2025-02-01 00:00 UTC, in ms
+
+
+def test_agg_trade_record_keeps_microseconds() -> None:
+    trade = AggTrade("binance", "BTCUSDT", 1, Decimal("1"), Decimal("1"), 1, 1, 1767225600039409, True)
+    assert trade.ts_ms == 1767225600039
