@@ -16,23 +16,6 @@ from warehouse_assets.lib.records import DAY_MS, MINUTE_MS, TIME_MS, Kline, klin
 from warehouse_assets.lib.warehouse.sql import load_sql
 
 TABLE = "klines_1m"
-COLUMNS = [
-    "exchange",
-    "symbol",
-    "open_time",
-    "close_time",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "quote_volume",
-    "trades",
-    "taker_buy_base_volume",
-    "taker_buy_quote_volume",
-    "source",
-    "ingested_at",
-]
 _version_lock = threading.Lock()
 _last_version = 0
 
