@@ -1,7 +1,7 @@
 """The simulator's ASGI app: control routes, Binance REST routes, then the 404 fallback.
 
-Later parts (WebSocket streams, data.binance.vision archive endpoints) add their routes in
-`build_app`, before the fallback, from their own modules.
+Later parts add their routes in `build_app`, before the fallback, from their own modules:
+agg_trades (GET /api/v3/aggTrades) and archive_http (the data.binance.vision /data/... files).
 """
 
 from __future__ import annotations
@@ -9,15 +9,27 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
-from warehouse_assets.simulator import control, rest
+from warehouse_assets.simulator import agg_trades, archive_http, control, rest
 from warehouse_assets.simulator.config import SimulatorConfig
 from warehouse_assets.simulator.state import SimulatorState, build_state
+from warehouse_assets.simulator.synthetic import SyntheticSource
+from warehouse_assets.simulator.trades import TradeGenerator
 
 
 def build_app(config: SimulatorConfig, state: SimulatorState | None = None) -> Starlette:
     """The app for a config (loads the archive or sets up the synthetic market)."""
     state = state or build_state(config)
-    routes: list[BaseRoute] = [*control.routes(state), *rest.routes(state), rest.fallback_route(state)]
+    trades = None
+    if isinstance(state.source, SyntheticSource):
+        state.source.market.trades_per_day = config.trades_per_day  # before any symbol path is built
+        trades = TradeGenerator(state.source.market)
+    routes: list[BaseRoute] = [
+        *control.routes(state),
+        *rest.routes(state),
+        agg_trades.route(state, trades),
+        *archive_http.routes(state, trades),
+        rest.fallback_route(state),
+    ]
     app = Starlette(routes=routes)
     app.state.simulator = state
     return app

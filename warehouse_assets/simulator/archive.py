@@ -167,3 +167,37 @@ class ArchiveSource:
             for i, o, c in zip(index.tolist(), opens_out.tolist(), closes_out.tolist(), strict=True)
         ]
         return (opens_us // 1000).tolist(), rows
+
+
+PUBLISHED_NAME = re.compile(
+    r"^(?P<symbol>[A-Z0-9]+(?:_[A-Z0-9]+)?)-(?P<kind>aggTrades|[0-9]+[smhdw])-"
+    r"(?P<day>[0-9]{4}-[0-9]{2}-[0-9]{2})(?:_[^.]*)?\.(?P<ext>zip|csv)$"
+)
+
+
+@dataclass(frozen=True)
+class PublishedFile:
+    """A daily archive file as data.binance.vision would publish it under `name` (a .zip name)."""
+
+    name: str  # BTCUSDT-1m-2020-01-01.zip or BTCUSDT-aggTrades-2026-01-01.zip
+    path: Path  # the real .zip (served byte for byte) or a .csv (zipped on the fly)
+    checksum: Path | None  # the real .CHECKSUM beside the zip, if any
+
+
+def find_published(root: Path) -> dict[str, PublishedFile]:
+    """Daily kline and aggTrades files under root by the zip name they are served as.
+
+    A trailing `_anything` after the date (`BTCUSDT-aggTrades-2026-01-01_first5000rows.csv`) is
+    dropped from the served name. A real .zip wins over a .csv of the same day.
+    """
+    found: dict[str, PublishedFile] = {}
+    for path in sorted(root.rglob("*")):
+        match = PUBLISHED_NAME.match(path.name)
+        if not match or not path.is_file():
+            continue
+        name = f"{match['symbol']}-{match['kind']}-{match['day']}.zip"
+        if name in found and found[name].path.suffix == ".zip":
+            continue
+        checksum = path.with_name(path.name + ".CHECKSUM") if match["ext"] == "zip" else None
+        found[name] = PublishedFile(name, path, checksum if checksum and checksum.is_file() else None)
+    return found

@@ -25,6 +25,8 @@ class SimulatorConfig:
     error_rate: float = 0.0
     delay_ms: int = 0
     log_level: str = "warning"
+    archive_delay_hours: float = 32.0  # a daily archive file appears this long after its day starts
+    trades_per_day: int = 100_000  # typical synthetic aggregate trades per symbol and day
 
 
 def _symbols(text: str) -> tuple[str, ...]:
@@ -38,6 +40,13 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _trades_per_day(text: str) -> int:
+    value = int(text)
+    if not 10_000 <= value <= 50_000_000:
+        raise argparse.ArgumentTypeError(f"--trades-per-day must be in 10000..50000000, got {text}")
     return value
 
 
@@ -63,6 +72,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--error-rate", type=float, default=0.0, help="share of requests answered 503 (0..1)")
     p.add_argument("--delay-ms", type=int, default=0, help="sleep before answering each Binance request")
     p.add_argument(
+        "--archive-delay-hours", type=float, default=32.0,
+        help="data.binance.vision daily files appear this many hours after the day starts (default 32)",
+    )  # fmt: skip
+    p.add_argument(
+        "--trades-per-day", type=_trades_per_day, default=100_000,
+        help="typical synthetic aggregate trades per symbol and day (default 100000, min 10000)",
+    )  # fmt: skip
+    p.add_argument(
         "--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"]
     )
     return p
@@ -82,4 +99,6 @@ def parse_args(argv: Sequence[str] | None = None) -> SimulatorConfig:
         error_rate=args.error_rate,
         delay_ms=args.delay_ms,
         log_level=args.log_level,
+        archive_delay_hours=args.archive_delay_hours,
+        trades_per_day=args.trades_per_day,
     )

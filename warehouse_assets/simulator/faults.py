@@ -6,7 +6,7 @@ Order for each Binance request: extra_weight is counted, the weight limiter may 
 delay_ms is slept, then script entries, then fail_next, then error_rate. `missing` and
 `kline_overrides` work on open times (ms) of any interval; an override only replaces a kline that
 is served (it never adds one, and a missing range wins over it). Scripted 429/418 answers do not
-arm the real limiter.
+arm the real limiter. The archive_* switches act on the data.binance.vision endpoints only.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import json
 import random
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+ARCHIVE_FAULTS = ("archive_corrupt", "archive_truncate", "archive_missing")
 
 
 class FaultError(ValueError):
@@ -42,6 +44,12 @@ class Faults:
     kline_overrides: list[dict[str, Any]] = field(default_factory=list)  # {"symbol","open_time","row"}
     script: list[dict[str, Any]] = field(default_factory=list)  # {"status","retry_after"?,"body"?}
     extra_weight: int = 0  # added once to the current window of the next Binance request's IP
+    # data.binance.vision archive files by zip name (BTCUSDT-1m-2024-03-01.zip; a .CHECKSUM name
+    # in archive_missing hides only the checksum): served bytes altered after the checksum was
+    # computed / CSV cut to its first half with a matching checksum / answered 404
+    archive_corrupt: list[str] = field(default_factory=list)
+    archive_truncate: list[str] = field(default_factory=list)
+    archive_missing: list[str] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, data: Any) -> Faults:
@@ -56,9 +64,16 @@ class Faults:
         return faults
 
     def _check(self) -> None:
-        for name in ("missing", "kline_overrides", "script"):
+        for name in ("missing", "kline_overrides", "script", *ARCHIVE_FAULTS):
             if not isinstance(getattr(self, name), list):
                 raise FaultError(f"{name} must be a JSON list, got {getattr(self, name)!r}")
+        for name in ARCHIVE_FAULTS:
+            for item in getattr(self, name):
+                if not isinstance(item, str) or not item.endswith((".zip", ".zip.CHECKSUM")):
+                    raise FaultError(
+                        f"{name} entries must be archive file names like BTCUSDT-1m-2024-03-01.zip, "
+                        f"got {item!r}"
+                    )
         if not isinstance(self.error_rate, int | float) or not 0 <= self.error_rate <= 1:
             raise FaultError(f"error_rate must be a number in 0..1, got {self.error_rate!r}")
         for name in ("error_status", "fail_next", "delay_ms", "extra_weight"):
@@ -87,7 +102,12 @@ class Faults:
                 raise FaultError(f"script entry {item!r} has unknown field(s) {sorted(unknown)}")
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields as JSON; the archive_* lists only when set (the REST-only shape stays as it was)."""
+        data = asdict(self)
+        for name in ARCHIVE_FAULTS:
+            if not data[name]:
+                del data[name]
+        return data
 
 
 class FaultState:

@@ -17,6 +17,7 @@ from datetime import date
 import numpy as np
 
 from warehouse_assets.simulator.symbols import E8, SymbolSpec
+from warehouse_assets.simulator.trades import MinuteBook, book_columns, minute_book
 
 MINUTES_PER_DAY = 1440
 DAY_MS = 86_400_000
@@ -26,6 +27,8 @@ HORIZON = date(2100, 1, 1)  # the daily path is drawn up to here, whatever today
 # Columns of a day matrix (int64, shape (1440, 10)); prices and amounts in 1e-8 units.
 OPEN, HIGH, LOW, CLOSE, VOLUME, QUOTE_VOLUME, TRADES, TAKER_BASE, TAKER_QUOTE, VWAP = range(10)
 N_COLUMNS = 10
+DEFAULT_TRADES_PER_DAY = 100_000  # typical aggregate trades per symbol and day (--trades-per-day)
+MIN_AGG_PER_DAY = 4 * 1440  # every minute with trades has at least 4 aggregate trades
 
 
 def _intraday_profile() -> np.ndarray:
@@ -52,7 +55,7 @@ def _epoch_day(day: date) -> int:
 class SymbolPath:
     """The daily anchors (log-prices at 00:00 UTC) and volume factors of one symbol."""
 
-    def __init__(self, spec: SymbolSpec, seed: int) -> None:
+    def __init__(self, spec: SymbolSpec, seed: int, trades_per_day: int = DEFAULT_TRADES_PER_DAY) -> None:
         self.spec = spec
         self.seed = seed
         self.key = zlib.crc32(spec.symbol.encode())
@@ -72,6 +75,14 @@ class SymbolPath:
         log_anchor[last:] = y_last + np.concatenate(([0.0], np.cumsum(steps[last:] * 0.7)))
         self.log_anchor = log_anchor
         self.volume_factor = np.exp(rng.standard_normal(n_days) * 0.35 - 0.06)
+        # aggregate and underlying trades per day, fixed in advance so that ids are prefix sums
+        self.agg_day = np.maximum(MIN_AGG_PER_DAY, np.rint(trades_per_day * self.volume_factor)).astype(
+            np.int64
+        )
+        ratio = rng.uniform(0.4, 1.2, n_days)
+        self.trade_day = self.agg_day + np.rint(self.agg_day * ratio).astype(np.int64)
+        self.agg_start = np.concatenate(([0], np.cumsum(self.agg_day)))
+        self.trade_start = np.concatenate(([0], np.cumsum(self.trade_day)))
 
     def ticks(self, log_price: np.ndarray) -> np.ndarray:
         """Log-prices to whole ticks (at least one tick)."""
@@ -79,13 +90,17 @@ class SymbolPath:
 
     def day(self, epoch_day: int) -> np.ndarray:
         """The 1440 one-minute klines of a UTC day as an int64 matrix (see the column constants)."""
+        return self.detail(epoch_day)[0]
+
+    def detail(self, epoch_day: int) -> tuple[np.ndarray, MinuteBook]:
+        """The day matrix and the minute book it was computed from (trades.py expands the book)."""
         spec = self.spec
         index = epoch_day - self.first_day
         if not 0 <= index < len(self.volume_factor):
             raise ValueError(f"{spec.symbol}: day {epoch_day} is outside {spec.listing}..{HORIZON}")
         rng = np.random.default_rng([self.seed, self.key, epoch_day + 1])
         z, wick_hi, wick_lo, vol_noise, trade_noise = rng.standard_normal((5, MINUTES_PER_DAY))
-        taker_share, vwap_pos = rng.uniform(0.3, 0.7, (2, MINUTES_PER_DAY))
+        taker_share, _unused = rng.uniform(0.3, 0.7, (2, MINUTES_PER_DAY))
         forced_zero = rng.random(MINUTES_PER_DAY) < 0.0005
 
         a0, a1 = self.log_anchor[index], self.log_anchor[index + 1]
@@ -118,22 +133,34 @@ class SymbolPath:
         highs[zero], lows[zero] = top[zero], bottom[zero]
         lots[zero] = 0
 
-        out = np.empty((MINUTES_PER_DAY, N_COLUMNS), dtype=np.int64)
-        tick, lot = spec.tick_e8, spec.lot_e8
-        out[:, OPEN], out[:, HIGH], out[:, LOW], out[:, CLOSE] = (
-            opens * tick,
-            highs * tick,
-            lows * tick,
-            closes * tick,
+        activity = PROFILE * np.exp(0.3 * trade_noise) * (0.5 + 0.6 * np.minimum(rel_move, 4.0))
+        book = minute_book(
+            np.random.default_rng([self.seed, self.key, epoch_day + 1, 1]),
+            (opens, closes, highs, lows),
+            lots,
+            taker_share,
+            activity,
+            (int(self.agg_day[index]), int(self.trade_day[index])),
         )
-        out[:, VOLUME] = lots * lot
-        out[:, TAKER_BASE] = np.floor(lots * taker_share).astype(np.int64) * lot
-        trades = np.rint(base_volume / spec.trade_size * np.exp(0.3 * trade_noise))
-        out[:, TRADES] = np.where(zero, 0, np.maximum(1, trades)).astype(np.int64)
-        out[:, VWAP] = out[:, LOW] + np.floor(vwap_pos * (out[:, HIGH] - out[:, LOW])).astype(np.int64)
-        out[:, QUOTE_VOLUME] = quote_amount(out[:, VOLUME], out[:, VWAP])
-        out[:, TAKER_QUOTE] = quote_amount(out[:, TAKER_BASE], out[:, VWAP])
-        return out
+        columns = book_columns(book, spec.tick_e8, spec.lot_e8)
+        out = np.empty((MINUTES_PER_DAY, N_COLUMNS), dtype=np.int64)
+        for column, name in enumerate(_BOOK_COLUMNS):
+            out[:, column] = columns[name]
+        return out, book
+
+
+_BOOK_COLUMNS = (
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "quote",
+    "trades",
+    "taker_base",
+    "taker_quote",
+    "vwap",
+)
 
 
 def quote_amount(base_e8: np.ndarray, price_e8: np.ndarray) -> np.ndarray:
@@ -155,9 +182,16 @@ def quote_amount(base_e8: np.ndarray, price_e8: np.ndarray) -> np.ndarray:
 class SyntheticMarket:
     """Day matrices of the listed symbols, generated on demand and kept in an LRU cache."""
 
-    def __init__(self, specs: list[SymbolSpec], seed: int, cache_days: int = 512) -> None:
+    def __init__(
+        self,
+        specs: list[SymbolSpec],
+        seed: int,
+        cache_days: int = 512,
+        trades_per_day: int = DEFAULT_TRADES_PER_DAY,
+    ) -> None:
         self.specs = {spec.symbol: spec for spec in specs}
         self.seed = seed
+        self.trades_per_day = trades_per_day  # read when a symbol's path is first built
         self._paths: dict[str, SymbolPath] = {}
         self._cache: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
         self._cache_days = cache_days
@@ -167,7 +201,7 @@ class SyntheticMarket:
 
     def path(self, symbol: str) -> SymbolPath:
         if symbol not in self._paths:
-            self._paths[symbol] = SymbolPath(self.specs[symbol], self.seed)
+            self._paths[symbol] = SymbolPath(self.specs[symbol], self.seed, self.trades_per_day)
         return self._paths[symbol]
 
     def day(self, symbol: str, epoch_day: int) -> np.ndarray:
