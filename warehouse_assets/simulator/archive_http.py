@@ -23,6 +23,8 @@ from collections import OrderedDict
 from datetime import date, timedelta
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -38,7 +40,6 @@ MICROS_FROM = date(2025, 1, 1)  # spot archive files use microsecond timestamps 
 CACHE_FILES = 16
 _MINUTES = np.arange(1440, dtype=np.int64)
 DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-AGG_ROW = "%d,%d.%08d,%d.%08d,%d,%d,%d,%s,True"
 
 
 def not_found(key: str) -> Response:
@@ -77,16 +78,33 @@ def corrupt(zip_bytes: bytes) -> bytes:
     return zip_bytes[:middle] + bytes([zip_bytes[middle] ^ 0xFF]) + zip_bytes[middle + 1 :]
 
 
+def _decimal_texts(values_e8: np.ndarray) -> pa.Array:
+    """8-decimal strings of e8 integers, formatted once per distinct value (prices repeat a lot)."""
+    distinct, inverse = np.unique(values_e8, return_inverse=True)
+    whole, fraction = np.divmod(distinct, 10**8)
+    texts = pa.array([f"{w}.{f:08d}" for w, f in zip(whole.tolist(), fraction.tolist(), strict=True)])
+    return texts.take(pa.array(inverse))
+
+
 def agg_trades_csv(trades: TradeDay, micro: bool) -> bytes:
-    """Spot aggTrades CSV: agg id, price, qty, first id, last id, time, is_buyer_maker, is_best_match."""
-    price_whole, price_frac = divmod(trades.prices_e8, 10**8)
-    qty_whole, qty_frac = divmod(trades.qtys_e8, 10**8)
-    times = trades.times_us if micro else trades.times_us // 1000
-    columns = [trades.agg_ids, price_whole, price_frac, qty_whole, qty_frac, trades.first_ids,
-               trades.last_ids, times]  # fmt: skip
-    rows = zip(*(c.tolist() for c in columns), trades.buyer_maker.tolist(), strict=True)
-    fmt = AGG_ROW
-    return ("\n".join([fmt % (*row[:8], "True" if row[8] else "False") for row in rows]) + "\n").encode()
+    """Spot aggTrades CSV: agg id, price, qty, first id, last id, time, is_buyer_maker, is_best_match.
+
+    Written with Arrow's CSV writer: a 2-million-trade day takes about a second, not ten.
+    """
+    n = len(trades.agg_ids)
+    table = pa.table({
+        "a": trades.agg_ids,
+        "p": _decimal_texts(trades.prices_e8),
+        "q": _decimal_texts(trades.qtys_e8),
+        "f": trades.first_ids,
+        "l": trades.last_ids,
+        "T": trades.times_us if micro else trades.times_us // 1000,
+        "m": pa.array(["False", "True"]).take(pa.array(trades.buyer_maker.astype(np.int8))),
+        "M": pa.array(["True"]).take(pa.array(np.zeros(n, dtype=np.int8))),
+    })  # fmt: skip
+    buffer = io.BytesIO()
+    pa_csv.write_csv(table, buffer, pa_csv.WriteOptions(include_header=False, quoting_style="none"))
+    return buffer.getvalue()
 
 
 class ArchivePublisher:

@@ -76,9 +76,9 @@ class SymbolPath:
         self.log_anchor = log_anchor
         self.volume_factor = np.exp(rng.standard_normal(n_days) * 0.35 - 0.06)
         # aggregate and underlying trades per day, fixed in advance so that ids are prefix sums
-        self.agg_day = np.maximum(MIN_AGG_PER_DAY, np.rint(trades_per_day * self.volume_factor)).astype(
-            np.int64
-        )
+        self.agg_day = np.maximum(
+            MIN_AGG_PER_DAY, np.rint(trades_per_day * np.sqrt(self.volume_factor))
+        ).astype(np.int64)
         ratio = rng.uniform(0.4, 1.2, n_days)
         self.trade_day = self.agg_day + np.rint(self.agg_day * ratio).astype(np.int64)
         self.agg_start = np.concatenate(([0], np.cumsum(self.agg_day)))

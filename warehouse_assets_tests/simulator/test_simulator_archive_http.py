@@ -172,3 +172,24 @@ def test_synthetic_faults(sim: SimulatorHandle, synthetic: httpx.Client) -> None
     finally:
         sim.reset()
     assert fetch(synthetic, path) == (good, good_checksum)
+
+
+def test_synthetic_agg_trades_file_equals_rest(synthetic: httpx.Client) -> None:
+    data, checksum = fetch(synthetic, AGG.format(s="XRPUSDT", d="2021-03-01"))
+    assert verifies(data, checksum, "XRPUSDT-aggTrades-2021-03-01.zip")
+    name, csv = member(data)
+    lines = csv.decode().splitlines()
+    assert name == "XRPUSDT-aggTrades-2021-03-01.csv" and len(lines) > 20 * 1440
+    first = int(lines[0].split(",")[0])
+    rest = synthetic.get("/api/v3/aggTrades", params={"symbol": "XRPUSDT", "fromId": first, "limit": 1000})
+    as_csv = [
+        f"{r['a']},{r['p']},{r['q']},{r['f']},{r['l']},{r['T']},{str(r['m']).lower()},{str(r['M']).lower()}"
+        for r in rest.json()
+    ]
+    assert as_csv == [line.replace("True", "true").replace("False", "false") for line in lines[:1000]]
+    last = lines[-1].split(",")
+    after = synthetic.get(
+        "/api/v3/aggTrades", params={"symbol": "XRPUSDT", "fromId": int(last[0]) + 1, "limit": 1}
+    )
+    assert after.json()[0]["T"] >= 1_614_643_200_000 > int(last[5]) >= 1_614_556_800_000
+    assert after.json()[0]["f"] == int(last[4]) + 1
