@@ -6,13 +6,15 @@ agg_trades (GET /api/v3/aggTrades) and archive_http (the data.binance.vision /da
 
 from __future__ import annotations
 
+import numpy as np
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from warehouse_assets.simulator import agg_trades, archive_http, control, rest
 from warehouse_assets.simulator.config import SimulatorConfig
+from warehouse_assets.simulator.market import N_COLUMNS
 from warehouse_assets.simulator.state import SimulatorState, build_state
-from warehouse_assets.simulator.synthetic import SyntheticSource
+from warehouse_assets.simulator.synthetic import SyntheticSource, render
 from warehouse_assets.simulator.trades import TradeGenerator
 
 
@@ -23,6 +25,8 @@ def build_app(config: SimulatorConfig, state: SimulatorState | None = None) -> S
     if isinstance(state.source, SyntheticSource):
         state.source.market.trades_per_day = config.trades_per_day  # before any symbol path is built
         trades = TradeGenerator(state.source.market)
+        render(np.zeros(1, dtype=np.int64), np.zeros((1, N_COLUMNS), dtype=np.int64), 60_000, False)
+        # ^ Arrow's string kernels take ~0.4 s on first use: pay it at start-up, not on a request
     routes: list[BaseRoute] = [
         *control.routes(state),
         *rest.routes(state),

@@ -76,6 +76,7 @@ def run_simulator(
     weight_limit: int = 6000,
     window_seconds: int = 60,
     ban_base_seconds: int = 120,
+    trades_per_day: int | None = None,
     extra_args: Sequence[str] = (),
 ) -> Iterator[SimulatorHandle]:
     """Start a simulator subprocess on a free loopback port; terminate it (then kill) on exit."""
@@ -86,6 +87,8 @@ def run_simulator(
         command += ["--archive-dir", str(archive_dir)]
     if symbols:
         command += ["--symbols", ",".join(symbols)]
+    if trades_per_day is not None:
+        command += ["--trades-per-day", str(trades_per_day)]
     command += list(extra_args)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
