@@ -4,8 +4,10 @@ Per symbol, a seeded daily path of log-prices runs from the listing day through 
 waypoints of symbols.py (a Brownian bridge between waypoints, a random walk after the last one).
 Within a day, the 1441 minute boundaries are a seeded (seed, symbol, day) Brownian bridge between
 the two daily anchors, with volatility and volume following a UTC intraday profile. A day is
-generated at once with numpy (well under a millisecond) and kept in an LRU cache, so any page of
+generated at once with numpy (about a millisecond) and kept in an LRU cache, so any page of
 history is cheap to serve. Every value is an integer in 1e-8 units, exact on the tick/lot grid.
+Volume, quote volume, trade count and taker sums come from the day's minute book (trades.py), so
+the aggregate trades that TradeGenerator expands from it add up to every kline exactly.
 """
 
 from __future__ import annotations
