@@ -43,7 +43,7 @@ def run_demo(*, ui_port: int, simulator_port: int) -> int:
     simulator, api_url = _start_simulator(simulator_port)
     env = dict(os.environ)
     env.setdefault("WAREHOUSE_SYMBOLS", DEMO_SYMBOLS)
-    env.update({"BINANCE_API_URL": api_url, "DAGSTER_HOME": str(home)})
+    env.update({"BINANCE_API_URL": api_url, "BINANCE_ARCHIVE_URL": api_url, "DAGSTER_HOME": str(home)})
     env.setdefault("WAREHOUSE_URL", settings.DEFAULTS["WAREHOUSE_URL"])
     print(f"exchange simulator: {api_url} (synthetic Binance spot market)")
     try:

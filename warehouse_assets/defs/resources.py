@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dagster as dg
 
+from warehouse_assets.lib import settings
+from warehouse_assets.lib.binance.archive import ArchiveClient
 from warehouse_assets.lib.binance.rest import BinanceRestClient
 from warehouse_assets.lib.warehouse import Warehouse
 
@@ -22,9 +24,13 @@ class WarehouseResource(dg.ConfigurableResource):
 
 
 class BinanceResource(dg.ConfigurableResource):
-    """Binance spot REST at BINANCE_API_URL, sharing one request-weight budget per process."""
+    """Binance spot REST at BINANCE_API_URL (one request-weight budget per process) and the daily archives."""
 
     max_in_flight: int = 8
 
     def client(self) -> BinanceRestClient:
         return BinanceRestClient(max_in_flight=self.max_in_flight)
+
+    def archive(self) -> ArchiveClient | None:
+        """The data.binance.vision client (BINANCE_ARCHIVE_URL), or None when KLINES_ARCHIVE=false."""
+        return ArchiveClient() if settings.klines_archive_enabled() else None

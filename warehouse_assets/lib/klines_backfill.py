@@ -1,4 +1,7 @@
-"""Backfill 1m klines for one symbol over a set of UTC days: fetch from REST, replace in the warehouse.
+"""Backfill 1m klines for one symbol over a set of UTC days: fetch, then replace in the warehouse.
+
+Whole published days come from the verified data.binance.vision archive when one is given; REST serves
+the rest.
 
 Days are grouped into contiguous batches; the next batch downloads while the previous one is written,
 and the warehouse is opened only to write (never while waiting on the network).
@@ -19,7 +22,12 @@ import pyarrow as pa
 
 from warehouse_assets.lib import klines_store
 from warehouse_assets.lib.dead_letters import DeadLetter, record_dead_letters
-from warehouse_assets.lib.errors import MalformedKlineError
+from warehouse_assets.lib.errors import (
+    ArchiveChecksumError,
+    ArchiveFormatError,
+    ArchiveNotPublishedError,
+    MalformedKlineError,
+)
 from warehouse_assets.lib.records import DAY_MS, MINUTE_MS
 from warehouse_assets.lib.warehouse import Warehouse
 
@@ -38,6 +46,12 @@ class KlineSource(Protocol):
         interval: str = "1m",
         chunk_minutes: int | None = None,
     ) -> AsyncIterator[tuple[int, int, pa.Table]]: ...
+
+
+class KlineArchive(Protocol):
+    """Whole published days (data.binance.vision); raises ArchiveNotPublishedError for a day not there."""
+
+    async def daily_klines(self, symbol: str, day: date, interval: str = "1m") -> pa.Table: ...
 
 
 def day_start_ms(day: date) -> int:
@@ -81,6 +95,8 @@ async def backfill_symbol(
     batch_days: int = 25,
     source_name: str = "rest",
     on_batch: Callable[[BatchResult], None] | None = None,
+    archive: KlineArchive | None = None,
+    archive_concurrency: int = 4,
 ) -> list[BatchResult]:
     """Fetch and replace every given day of `symbol`; return what was written, batch by batch.
 
@@ -88,6 +104,10 @@ async def backfill_symbol(
     batch is inserted, and MalformedKlineError is raised (batches before it stay written; each is
     complete and correct on its own).
     """
+    if archive is not None:
+        return await _backfill_archive_first(
+            warehouse, source, archive, symbol, days, batch_days, archive_concurrency, on_batch
+        )
     # 25 days = 36 000 minutes = exactly 36 requests of 1000 klines: no partial page at a batch edge.
     chunk_minutes = batch_days * DAY_MS // MINUTE_MS
     results: list[BatchResult] = []
@@ -125,6 +145,70 @@ async def backfill_symbol(
     finally:
         if not producer.done():
             producer.cancel()
+    return results
+
+
+async def _backfill_archive_first(
+    warehouse: Warehouse,
+    source: KlineSource,
+    archive: KlineArchive,
+    symbol: str,
+    days: Sequence[date],
+    batch_days: int,
+    concurrency: int,
+    on_batch: Callable[[BatchResult], None] | None,
+) -> list[BatchResult]:
+    """Whole days from verified daily archives where published, REST for the others (`source` says which).
+
+    Days go in groups of `batch_days`; a group's archives are all fetched and verified before anything of
+    it is written, so a corrupt or truncated file (an error naming the file) inserts nothing of its day.
+    """
+    gate = asyncio.Semaphore(concurrency)
+
+    async def from_archive(day: date) -> pa.Table | None:
+        async with gate:
+            try:
+                return await archive.daily_klines(symbol, day)
+            except ArchiveNotPublishedError:
+                return None  # not published (yet): REST serves the day
+
+    results: list[BatchResult] = []
+    ordered = sorted(set(days))
+    for i in range(0, len(ordered), batch_days):
+        group = ordered[i : i + batch_days]
+        try:
+            tables = await asyncio.gather(*(from_archive(day) for day in group))
+        except (ArchiveChecksumError, ArchiveFormatError) as exc:
+            letter = DeadLetter(
+                exchange=EXCHANGE,
+                source="archive",
+                kind="kline",
+                symbol=symbol,
+                reason=str(exc),
+                payload=exc.file,
+            )
+            await asyncio.to_thread(_record, warehouse, letter)
+            raise
+        published = {day: t for day, t in zip(group, tables, strict=True) if t is not None}
+        for first, last in contiguous_ranges(published):
+            klines = pa.concat_tables(
+                [published[first + timedelta(days=n)] for n in range((last - first).days + 1)]
+            )
+            results.append(
+                await asyncio.to_thread(
+                    _write_and_report,
+                    warehouse,
+                    symbol,
+                    day_start_ms(first),
+                    day_start_ms(last) + DAY_MS,
+                    klines,
+                    "archive",
+                    on_batch,
+                )
+            )
+        rest_days = [day for day in group if day not in published]
+        if rest_days:
+            results.extend(await backfill_symbol(warehouse, source, symbol, rest_days, on_batch=on_batch))
     return results
 
 
@@ -188,5 +272,9 @@ def _record_malformed(warehouse: Warehouse, exc: MalformedKlineError, source_nam
         reason=exc.reason,
         payload=payload,
     )
+    _record(warehouse, letter)
+
+
+def _record(warehouse: Warehouse, letter: DeadLetter) -> None:
     with warehouse.session() as client:
         record_dead_letters(client, warehouse.database, [letter])

@@ -16,6 +16,7 @@ DEFAULTS = {
     "BINANCE_API_URL": "https://api.binance.com",
     "WAREHOUSE_SYMBOLS": "",
     "KLINES_START_DATE": "2017-08-17",
+    "KLINES_ARCHIVE": "true",
 }
 
 
@@ -47,6 +48,16 @@ def configured_symbols() -> list[str]:
         if symbol:
             seen[symbol] = None
     return list(seen)
+
+
+def klines_archive_enabled() -> bool:
+    """KLINES_ARCHIVE: take whole published days from data.binance.vision before REST (default true)."""
+    raw = env("KLINES_ARCHIVE").strip().lower()
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"KLINES_ARCHIVE={raw!r} must be true or false")
 
 
 def klines_start_date() -> date:

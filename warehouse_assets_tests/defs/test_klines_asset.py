@@ -39,7 +39,13 @@ def archive_simulator() -> Iterator[SimulatorHandle]:
 def sim(archive_simulator: SimulatorHandle, monkeypatch: pytest.MonkeyPatch) -> SimulatorHandle:
     archive_simulator.reset()
     monkeypatch.setenv("BINANCE_API_URL", archive_simulator.base_url)
+    monkeypatch.setenv("BINANCE_ARCHIVE_URL", archive_simulator.base_url)
     return archive_simulator
+
+
+@pytest.fixture
+def rest_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KLINES_ARCHIVE", "false")
 
 
 @pytest.fixture
@@ -96,7 +102,7 @@ def test_three_real_days_land_exactly(
         wanted_values = [want[1], want[2], want[3], want[4], want[5], want[7], want[8], want[9], want[10]]
         for column, text, value in zip(VALUE_COLUMNS, wanted_values, have[2:11], strict=True):
             assert value == (int(text) if column == "trades" else Decimal(text)), (column, want[0])
-        assert have[11] == "rest"
+        assert have[11] == "archive"  # whole published days come from the verified archive
 
     checks = checks_by_name(result)
     assert {name: c.passed for name, c in checks.items()} == {
@@ -139,7 +145,7 @@ def test_rematerializing_changes_nothing(
 
 
 def test_minutes_the_exchange_lacks_give_a_warning_listing_them(
-    sim: SimulatorHandle, instance: dg.DagsterInstance, warehouse: Warehouse
+    sim: SimulatorHandle, instance: dg.DagsterInstance, warehouse: Warehouse, rest_only: None
 ) -> None:
     start = 1577959200000  # 2020-01-02T10:00Z
     sim.set_faults(missing=[{"symbol": "BTCUSDT", "start": start, "end": start + 5 * 60_000}])
@@ -168,7 +174,7 @@ def test_minutes_the_exchange_lacks_give_a_warning_listing_them(
 
 
 def test_a_malformed_row_fails_the_run_inserts_nothing_and_is_kept_as_a_dead_letter(
-    sim: SimulatorHandle, instance: dg.DagsterInstance, warehouse: Warehouse
+    sim: SimulatorHandle, instance: dg.DagsterInstance, warehouse: Warehouse, rest_only: None
 ) -> None:
     bad_minute = 1577836800000 + 60_000 * 100
     row = [
@@ -206,3 +212,55 @@ def test_unknown_symbol_fails_with_a_message_naming_it(
     instance.add_dynamic_partitions("binance_symbols", ["NOPEUSDT"])
     with pytest.raises(Exception, match="NOPEUSDT.*not listed"):
         materialize_days(instance, DAYS[0], DAYS[0], symbol="NOPEUSDT")
+
+
+def test_archive_and_rest_give_identical_rows(
+    sim: SimulatorHandle, instance: dg.DagsterInstance, warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert materialize_days(instance, DAYS[0], DAYS[-1]).success
+    from_archive = warehouse_rows(warehouse)
+    requests_after_archive = sim.stats()["by_path"].get("/api/v3/klines", 0)
+    monkeypatch.setenv("KLINES_ARCHIVE", "false")
+    assert materialize_days(instance, DAYS[0], DAYS[-1]).success
+    from_rest = warehouse_rows(warehouse)
+    assert requests_after_archive == 0  # the archive run used no REST klines weight
+    assert {r[11] for r in from_archive} == {"archive"} and {r[11] for r in from_rest} == {"rest"}
+    assert len(from_archive) == len(from_rest) == 4320
+    assert [r[:11] for r in from_archive] == [r[:11] for r in from_rest]
+
+
+def test_an_unpublished_day_comes_from_rest(
+    sim: SimulatorHandle, instance: dg.DagsterInstance, warehouse: Warehouse
+) -> None:
+    sim.set_faults(archive_missing=["BTCUSDT-1m-2020-01-02.zip"])
+    assert materialize_days(instance, DAYS[0], DAYS[-1]).success
+    with warehouse.session() as client:
+        by_source = dict(
+            client.query(
+                f"SELECT source, count() FROM {warehouse.database}.klines_1m GROUP BY source"
+            ).result_rows
+        )
+        rest_day = client.query(
+            f"SELECT DISTINCT toString(toDate(open_time)) FROM {warehouse.database}.klines_1m WHERE source = 'rest'"
+        ).result_rows
+    assert by_source == {"archive": 2880, "rest": 1440}
+    assert rest_day == [("2020-01-02",)]
+
+
+def test_a_corrupt_archive_fails_naming_the_file_and_inserts_nothing_of_its_day(
+    sim: SimulatorHandle, instance: dg.DagsterInstance, warehouse: Warehouse
+) -> None:
+    sim.set_faults(archive_corrupt=["BTCUSDT-1m-2020-01-02.zip"])
+    with pytest.raises(Exception, match="BTCUSDT-1m-2020-01-02.zip") as info:
+        materialize_days(instance, DAYS[0], DAYS[-1])
+    assert "checksum" in str(info.value).lower()
+    with warehouse.session() as client:
+        days = client.query(
+            f"SELECT count() FROM {warehouse.database}.klines_1m WHERE toDate(open_time) = '2020-01-02'"
+        ).result_rows
+        letters = client.query(
+            f"SELECT source, kind, symbol, payload FROM {warehouse.database}.dead_letters"
+        ).result_rows
+    assert days == [(0,)]
+    assert len(letters) == 1 and letters[0][:3] == ("archive", "kline", "BTCUSDT")
+    assert "BTCUSDT-1m-2020-01-02.zip" in letters[0][3]

@@ -76,6 +76,7 @@ def ui(tmp_path: Path) -> Iterator[tuple[Ui, str]]:
             "DAGSTER_HOME": str(home),
             "WAREHOUSE_URL": warehouse_url,
             "BINANCE_API_URL": sim.base_url,
+            "BINANCE_ARCHIVE_URL": sim.base_url,
             "WAREHOUSE_SYMBOLS": "",
         }
         dagster = Path(sys.executable).with_name("dagster")

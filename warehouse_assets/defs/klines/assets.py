@@ -3,6 +3,7 @@
 import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from datetime import date
 
 import dagster as dg
@@ -59,7 +60,8 @@ def _partition_metadata(result: DayResult) -> dict[str, object]:
     check_specs=CHECK_SPECS,
     description=(
         "Binance spot 1-minute klines (OHLCV, trade count, taker volumes) for each UTC day and registered "
-        "symbol, fetched from REST /api/v3/klines and stored exactly (decimal strings, never float) in "
+        "symbol: whole days from the sha256-verified data.binance.vision archive where published, REST "
+        "/api/v3/klines otherwise (column `source`), stored exactly (decimal strings, never float) in "
         "`market.klines_1m`. Re-materializing a partition replaces it: a plain SELECT sees one row per minute."
     ),
 )
@@ -88,10 +90,17 @@ def klines_1m(
         )
 
     async def run() -> None:
-        async with binance.client() as client:
+        archive = binance.archive()
+        async with AsyncExitStack() as stack:
+            client = await stack.enter_async_context(binance.client())
+            if archive is not None:
+                await stack.enter_async_context(archive)
             await client.validate_symbols(sorted(plan))
             await asyncio.gather(
-                *(backfill_symbol(wh, client, s, days, on_batch=on_batch) for s, days in plan.items())
+                *(
+                    backfill_symbol(wh, client, s, days, on_batch=on_batch, archive=archive)
+                    for s, days in plan.items()
+                )
             )
 
     asyncio.run(run())
