@@ -124,7 +124,9 @@ def test_weight_is_four(client: httpx.Client) -> None:
 def test_archive_mode_serves_the_file_strings() -> None:
     files = sorted((SPOT / "aggTrades").glob("BTCUSDT-aggTrades-*.csv"))
     if not files:
-        pytest.skip(f"the shared sample data is not at {SPOT}")
+        pytest.fail(
+            f"the shared sample data is not at {SPOT}: run the tests from a checkout with ../shared beside it"
+        )
     lines = [line.split(",") for line in files[0].read_text().splitlines()]
     with run_simulator(archive_dir=SPOT) as sim, httpx.Client(base_url=sim.base_url) as c:
         first = trades(c, symbol="BTCUSDT", fromId=int(lines[0][0]), limit=1000)

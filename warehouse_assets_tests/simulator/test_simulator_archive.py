@@ -32,7 +32,9 @@ def as_csv(row: list) -> str:
 @pytest.fixture(scope="module")
 def sim() -> Iterator[SimulatorHandle]:
     if not SPOT.is_dir():
-        pytest.skip(f"the shared sample data is not at {SPOT}")
+        pytest.fail(
+            f"the shared sample data is not at {SPOT}: run the tests from a checkout with ../shared beside it"
+        )
     with run_simulator(archive_dir=SPOT) as handle:
         yield handle
 

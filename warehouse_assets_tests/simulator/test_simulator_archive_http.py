@@ -36,7 +36,9 @@ def synthetic(sim: SimulatorHandle) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="module")
 def archive() -> Iterator[tuple[SimulatorHandle, httpx.Client]]:
     if not SPOT.is_dir():
-        pytest.skip(f"the shared sample data is not at {SPOT}")
+        pytest.fail(
+            f"the shared sample data is not at {SPOT}: run the tests from a checkout with ../shared beside it"
+        )
     with run_simulator(archive_dir=SPOT) as sim, httpx.Client(base_url=sim.base_url) as c:
         yield sim, c
 

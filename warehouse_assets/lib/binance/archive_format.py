@@ -27,7 +27,14 @@ import pyarrow.csv as pacsv
 
 from warehouse_assets.lib.binance.wire import EXCHANGE, KLINE_FIELDS, MICROS_THRESHOLD, interval_ms
 from warehouse_assets.lib.errors import ArchiveFormatError
-from warehouse_assets.lib.records import AGG_TRADE_SCHEMA, DECIMAL, KLINE_SCHEMA, TIME_MS, TIME_US
+from warehouse_assets.lib.records import (
+    AGG_TRADE_SCHEMA,
+    DECIMAL,
+    KLINE_DECIMAL_FIELDS,
+    KLINE_SCHEMA,
+    TIME_MS,
+    TIME_US,
+)
 
 # Header names as Binance writes them in futures files (spot files have no header).
 FUTURES_KLINE_HEADER = (
@@ -56,16 +63,7 @@ AGG_TRADE_FIELDS = (
 )
 FUTURES_AGG_TRADE_HEADER = AGG_TRADE_FIELDS[:7]
 
-_KLINE_DECIMALS = (
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "quote_volume",
-    "taker_buy_base_volume",
-    "taker_buy_quote_volume",
-)
+_KLINE_DECIMALS = KLINE_DECIMAL_FIELDS
 _INT64 = pa.int64()
 _BOOLEANS = pa.array(["True", "False", "true", "false"])
 # 4 MiB blocks: big enough for the C reader to be fast, small enough that only the typed columns of
