@@ -202,7 +202,7 @@ class ArchiveUnavailableError(ArchiveError):
         self.last_problem = last_problem
         super().__init__(
             f"GET {url} failed {attempts} time(s) (last: {last_problem}); the archive host is down or "
-            "unreachable; retry later, check BINANCE_ARCHIVE_URL, or fetch the day from REST"
+            "unreachable; retry later, check BINANCE_ARCHIVE_URL, or set KLINES_ARCHIVE=false to fetch from REST"
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
