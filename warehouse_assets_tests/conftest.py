@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from warehouse_assets.lib.warehouse import Warehouse
+from warehouse_assets.lib.warehouse import SqlFile, Warehouse
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SPOT_ARCHIVE = SHARED_DATA / "binance_vision" / "spot"
@@ -34,3 +34,8 @@ def warehouse(warehouse_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[W
     with wh.session():
         pass
     yield wh
+
+
+def sql(warehouse: Warehouse, text: str) -> str:
+    """Test SQL with `${database}` rendered through the same identifier validation as the files in sql/."""
+    return SqlFile(name="<test>", text=text).render(database=warehouse.database)

@@ -12,7 +12,7 @@ import pytest
 from warehouse_assets.definitions import defs as load_defs
 from warehouse_assets.lib.warehouse import Warehouse
 from warehouse_assets.simulator.testing import SimulatorHandle, run_simulator
-from warehouse_assets_tests.conftest import SPOT_ARCHIVE, SPOT_KLINES_CSV
+from warehouse_assets_tests.conftest import SPOT_ARCHIVE, SPOT_KLINES_CSV, sql
 
 pytestmark = pytest.mark.slow
 DAYS = ["2020-01-01", "2020-01-02", "2020-01-03"]
@@ -77,8 +77,12 @@ def csv_rows(day: str) -> list[list[str]]:
 def warehouse_rows(wh: Warehouse) -> list[tuple]:
     with wh.session() as client:
         return client.query(
-            f"SELECT toUnixTimestamp64Milli(open_time), toUnixTimestamp64Milli(close_time), {', '.join(VALUE_COLUMNS)}, source "
-            f"FROM {wh.database}.klines_1m WHERE symbol = {{s:String}} ORDER BY open_time",
+            sql(
+                wh,
+                "SELECT toUnixTimestamp64Milli(open_time), toUnixTimestamp64Milli(close_time), "
+                + ", ".join(VALUE_COLUMNS)
+                + ", source FROM ${database}.klines_1m WHERE symbol = {s:String} ORDER BY open_time",
+            ),
             parameters={"s": "BTCUSDT"},
         ).result_rows
 
@@ -129,8 +133,11 @@ def test_rematerializing_changes_nothing(
     def totals() -> tuple:
         with warehouse.session() as client:
             return client.query(
-                f"SELECT count(), uniqExact(open_time), sum(volume), sum(quote_volume), sum(trades), max(high), min(low) "
-                f"FROM {warehouse.database}.klines_1m"
+                sql(
+                    warehouse,
+                    "SELECT count(), uniqExact(open_time), sum(volume), sum(quote_volume), sum(trades), max(high), "
+                    "min(low) FROM ${database}.klines_1m",
+                )
             ).result_rows[0]
 
     assert materialize_days(instance, DAYS[0], DAYS[-1]).success
@@ -163,14 +170,18 @@ def test_minutes_the_exchange_lacks_give_a_warning_listing_them(
     assert mat.metadata["missing_minute_ranges"].value == "2020-01-02T10:00Z–2020-01-02T10:04Z"
     assert checks_by_name(result)["ohlc_invariants"].passed
     with warehouse.session() as client:
-        assert client.query(f"SELECT count() FROM {warehouse.database}.klines_1m").result_rows == [(1435,)]
+        assert client.query(sql(warehouse, "SELECT count() FROM ${database}.klines_1m")).result_rows == [
+            (1435,)
+        ]
 
     # The exchange fills the gap later: re-running the day repairs it.
     sim.reset()
     again = materialize_days(instance, DAYS[1], DAYS[1])
     assert checks_by_name(again)["complete_days"].passed
     with warehouse.session() as client:
-        assert client.query(f"SELECT count() FROM {warehouse.database}.klines_1m").result_rows == [(1440,)]
+        assert client.query(sql(warehouse, "SELECT count() FROM ${database}.klines_1m")).result_rows == [
+            (1440,)
+        ]
 
 
 def test_a_malformed_row_fails_the_run_inserts_nothing_and_is_kept_as_a_dead_letter(
@@ -196,9 +207,12 @@ def test_a_malformed_row_fails_the_run_inserts_nothing_and_is_kept_as_a_dead_let
         materialize_days(instance, DAYS[0], DAYS[0])
     assert "BTCUSDT" in str(info.value)
     with warehouse.session() as client:
-        assert client.query(f"SELECT count() FROM {warehouse.database}.klines_1m").result_rows == [(0,)]
+        assert client.query(sql(warehouse, "SELECT count() FROM ${database}.klines_1m")).result_rows == [(0,)]
         letters = client.query(
-            f"SELECT exchange, source, kind, symbol, reason, payload FROM {warehouse.database}.dead_letters"
+            sql(
+                warehouse,
+                "SELECT exchange, source, kind, symbol, reason, payload FROM ${database}.dead_letters",
+            )
         ).result_rows
     assert len(letters) == 1
     exchange, source, kind, symbol, reason, payload = letters[0]
@@ -237,11 +251,14 @@ def test_an_unpublished_day_comes_from_rest(
     with warehouse.session() as client:
         by_source = dict(
             client.query(
-                f"SELECT source, count() FROM {warehouse.database}.klines_1m GROUP BY source"
+                sql(warehouse, "SELECT source, count() FROM ${database}.klines_1m GROUP BY source")
             ).result_rows
         )
         rest_day = client.query(
-            f"SELECT DISTINCT toString(toDate(open_time)) FROM {warehouse.database}.klines_1m WHERE source = 'rest'"
+            sql(
+                warehouse,
+                "SELECT DISTINCT toString(toDate(open_time)) FROM ${database}.klines_1m WHERE source = 'rest'",
+            )
         ).result_rows
     assert by_source == {"archive": 2880, "rest": 1440}
     assert rest_day == [("2020-01-02",)]
@@ -256,10 +273,10 @@ def test_a_corrupt_archive_fails_naming_the_file_and_inserts_nothing_of_its_day(
     assert "checksum" in str(info.value).lower()
     with warehouse.session() as client:
         days = client.query(
-            f"SELECT count() FROM {warehouse.database}.klines_1m WHERE toDate(open_time) = '2020-01-02'"
+            sql(warehouse, "SELECT count() FROM ${database}.klines_1m WHERE toDate(open_time) = '2020-01-02'")
         ).result_rows
         letters = client.query(
-            f"SELECT source, kind, symbol, payload FROM {warehouse.database}.dead_letters"
+            sql(warehouse, "SELECT source, kind, symbol, payload FROM ${database}.dead_letters")
         ).result_rows
     assert days == [(0,)]
     assert len(letters) == 1 and letters[0][:3] == ("archive", "kline", "BTCUSDT")

@@ -10,6 +10,7 @@ import pytest
 from warehouse_assets.lib import klines_store
 from warehouse_assets.lib.records import DAY_MS, MINUTE_MS, Kline
 from warehouse_assets.lib.warehouse import Warehouse
+from warehouse_assets_tests.conftest import sql
 
 DAY = 1_577_836_800_000  # 2020-01-01T00:00Z
 
@@ -53,7 +54,10 @@ def test_extreme_decimals_round_trip_exactly(warehouse: Warehouse) -> None:
     )
     with warehouse.session() as client:
         row = client.query(
-            f"SELECT open, volume, toString(open), toString(volume), high - open FROM {warehouse.database}.klines_1m"
+            sql(
+                warehouse,
+                "SELECT open, volume, toString(open), toString(volume), high - open FROM ${database}.klines_1m",
+            )
         ).result_rows[0]
     assert row[0] == tiny and row[1] == huge
     assert (row[2], row[3]) == ("0.000000001745", "25000000000")
@@ -64,7 +68,7 @@ def test_a_value_with_more_than_18_decimals_is_refused_not_rounded(warehouse: Wa
     with pytest.raises(Exception, match="(?i)precision|scale|rescal|lose"):
         replace(warehouse, [kline(DAY, volume=Decimal("1.0000000000000000001"))])
     with warehouse.session() as client:
-        assert client.query(f"SELECT count() FROM {warehouse.database}.klines_1m").result_rows == [(0,)]
+        assert client.query(sql(warehouse, "SELECT count() FROM ${database}.klines_1m")).result_rows == [(0,)]
 
 
 def test_year_of_quote_volume_sums_exactly_without_overflow(warehouse: Warehouse) -> None:
@@ -95,14 +99,17 @@ def test_year_of_quote_volume_sums_exactly_without_overflow(warehouse: Warehouse
     replace(warehouse, batch, start, start + minutes * MINUTE_MS)
     assert Decimal(10) ** 11 < expected_quote < Decimal(10) ** 13
     with warehouse.session() as client:
-        db = warehouse.database
-        count, total = client.query(f"SELECT count(), sum(quote_volume) FROM {db}.klines_1m").result_rows[0]
+        count, total = client.query(
+            sql(warehouse, "SELECT count(), sum(quote_volume) FROM ${database}.klines_1m")
+        ).result_rows[0]
         # The documented way to compute notional: widen to Decimal256 before multiplying.
         notional = client.query(
-            f"SELECT sum(toDecimal256(open, 18) * volume) FROM {db}.klines_1m"
+            sql(warehouse, "SELECT sum(toDecimal256(open, 18) * volume) FROM ${database}.klines_1m")
         ).result_rows[0][0]
         # The trap it avoids: Decimal128 x Decimal128 has scale 36 and wraps silently.
-        wrapped = client.query(f"SELECT sum(open * volume) FROM {db}.klines_1m").result_rows[0][0]
+        wrapped = client.query(
+            sql(warehouse, "SELECT sum(open * volume) FROM ${database}.klines_1m")
+        ).result_rows[0][0]
     assert count == minutes
     assert total == expected_quote
     assert notional == expected_notional
@@ -119,7 +126,10 @@ def test_rewriting_a_day_leaves_one_row_per_minute(warehouse: Warehouse) -> None
     assert (second.inserted, second.replaced_older) == (1430, 1440)
     with warehouse.session() as client:
         rows = client.query(
-            f"SELECT count(), uniqExact(open_time), countIf(close = 1.5) FROM {warehouse.database}.klines_1m"
+            sql(
+                warehouse,
+                "SELECT count(), uniqExact(open_time), countIf(close = 1.5) FROM ${database}.klines_1m",
+            )
         ).result_rows[0]
         quality = klines_store.window_quality(
             client,
@@ -140,7 +150,7 @@ def test_replace_only_touches_its_own_symbol_and_window(warehouse: Warehouse) ->
     replace(warehouse, [kline(next_day)], next_day, next_day + DAY_MS)
     replace(warehouse, [kline(DAY)], DAY, DAY + DAY_MS)
     with warehouse.session() as client:
-        assert client.query(f"SELECT count() FROM {warehouse.database}.klines_1m").result_rows == [(2,)]
+        assert client.query(sql(warehouse, "SELECT count() FROM ${database}.klines_1m")).result_rows == [(2,)]
 
 
 def test_klines_outside_the_window_are_refused(warehouse: Warehouse) -> None:

@@ -7,18 +7,22 @@ import pytest
 
 from warehouse_assets.lib.settings import PROJECT_DIR
 from warehouse_assets.lib.warehouse import MigrationError, Warehouse, apply_migrations
+from warehouse_assets_tests.conftest import sql
 
 
 def test_migrations_apply_once_and_record_checksums(warehouse: Warehouse) -> None:
     with warehouse.session(migrate=False) as client:
         assert apply_migrations(client, warehouse.database) == []  # the fixture's session applied them
         rows = client.query(
-            f"SELECT version, name, length(checksum) FROM {warehouse.database}.schema_migrations ORDER BY version"
+            sql(
+                warehouse,
+                "SELECT version, name, length(checksum) FROM ${database}.schema_migrations ORDER BY version",
+            )
         ).result_rows
         files = sorted(p.name for p in (PROJECT_DIR / "sql" / "migrations").glob("*.sql"))
         assert [f"{v:04d}_{n}.sql" for v, n, _ in rows] == files
         assert {length for *_, length in rows} == {64}
-        tables = {r[0] for r in client.query(f"SHOW TABLES FROM {warehouse.database}").result_rows}
+        tables = {r[0] for r in client.query(sql(warehouse, "SHOW TABLES FROM ${database}")).result_rows}
         assert {"klines_1m", "dead_letters", "schema_migrations"} <= tables
 
 
@@ -40,7 +44,7 @@ def test_new_migration_file_is_applied_in_order(warehouse: Warehouse, tmp_path: 
     with warehouse.session(migrate=False) as client:
         assert apply_migrations(client, warehouse.database, sql_dir=sql_dir) == ["9999_probe.sql"]
         assert apply_migrations(client, warehouse.database, sql_dir=sql_dir) == []
-        assert client.query(f"EXISTS TABLE {warehouse.database}.probe").result_rows == [(1,)]
+        assert client.query(sql(warehouse, "EXISTS TABLE ${database}.probe")).result_rows == [(1,)]
 
 
 def test_migrate_cli_reports_up_to_date(warehouse: Warehouse) -> None:
