@@ -131,7 +131,7 @@ class _Block:
 
 
 @contextmanager
-def _open_csv(path: Path) -> Iterator[IO[bytes]]:
+def open_csv(path: Path) -> Iterator[IO[bytes]]:
     """The CSV bytes of `path`: the single member of a published zip, or a plain .csv file."""
     if path.suffix.lower() != ".zip":
         with path.open("rb") as stream:
@@ -151,7 +151,7 @@ def _open_csv(path: Path) -> Iterator[IO[bytes]]:
 
 
 def _first_line(path: Path) -> str:
-    with _open_csv(path) as stream:
+    with open_csv(path) as stream:
         return stream.readline(64 * 1024).decode("utf-8", errors="replace").strip()
 
 
@@ -184,7 +184,7 @@ def _blocks(path: Path, names: tuple[str, ...], has_header: bool) -> Iterator[_B
         column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False
     )
     first_row = 1
-    with _open_csv(path) as stream:
+    with open_csv(path) as stream:
         try:
             reader = pacsv.open_csv(stream, read_options=read_options, convert_options=convert_options)
             for batch in reader:
@@ -274,6 +274,16 @@ def _to_millis(values: pa.Array) -> pa.Array:
 
 
 # ---------------------------------------------------------------------------------------- aggTrades
+
+
+def agg_trades_layout(path: Path) -> tuple[tuple[str, ...], bool] | None:
+    """(the file's column names, whether a header line comes first), None for an empty file.
+
+    For loaders that let ClickHouse parse the CSV: spot files have 8 columns and no header, futures files
+    7 columns and Binance's header. Raises `ArchiveFormatError` for any other first line.
+    """
+    layout = _layout(path, FUTURES_AGG_TRADE_HEADER, (8, 7))
+    return None if layout is None else (AGG_TRADE_FIELDS[: layout[0]], layout[1])
 
 
 def read_agg_trades(path: Path, *, symbol: str) -> pa.Table:
