@@ -184,7 +184,12 @@ def replace_window_from_csv(
                     names,
                     has_header,
                     embedded=embedded,
-                    values={"exchange": exchange, "symbol": symbol, "source": source, "version_ms": version_ms},
+                    values={
+                        "exchange": exchange,
+                        "symbol": symbol,
+                        "source": source,
+                        "version_ms": version_ms,
+                    },
                 )
             except ClickHouseError as exc:
                 raise RejectedTradesError([f"ClickHouse could not load it: {_first_line(exc)}"]) from None
@@ -358,7 +363,9 @@ def rebuild_candles(
         ).result_rows[0][0]
     )
     if older:
-        client.command(load_sql("candles/delete_older_builds.sql").render(database=database), parameters=params)
+        client.command(
+            load_sql("candles/delete_older_builds.sql").render(database=database), parameters=params
+        )
     return CandlesBuild(built=built, replaced_older=older, version_ms=params["version_ms"])
 
 
@@ -409,10 +416,21 @@ def day_facts(
         (_, count, distinct, first, last, gaps, missing, gap_list, breaks, break_list, trades, volume, a, r, s) = row  # fmt: skip
         out.append(
             TradeDayFacts(
-                day, int(count), int(distinct), int(first), int(last), int(gaps), int(missing),
-                tuple((int(p), int(n)) for p, n in gap_list), int(breaks),
-                tuple((int(p), int(n)) for p, n in break_list), int(trades), Decimal(volume),
-                int(a), int(r), int(s),
+                day,
+                int(count),
+                int(distinct),
+                int(first),
+                int(last),
+                int(gaps),
+                int(missing),
+                tuple((int(p), int(n)) for p, n in gap_list),
+                int(breaks),
+                tuple((int(p), int(n)) for p, n in break_list),
+                int(trades),
+                Decimal(volume),
+                int(a),
+                int(r),
+                int(s),
             )  # fmt: skip
         )
     return out

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 import dagster as dg
 
 from warehouse_assets.definitions import defs as load_defs
-from warehouse_assets.defs.klines.assets import days_by_symbol
+from warehouse_assets.defs.partitions import days_by_symbol
 from warehouse_assets.defs.partitions import BINANCE_DAILY_BY_SYMBOL
 
 KLINES = dg.AssetKey(["binance", "klines_1m"])

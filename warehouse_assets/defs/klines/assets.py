@@ -1,35 +1,22 @@
 """`binance/klines_1m`: Binance spot 1m klines per (UTC day, symbol), replaced idempotently in ClickHouse."""
 
 import asyncio
-from collections import defaultdict
-from collections.abc import Sequence
 from contextlib import AsyncExitStack
-from datetime import date
 
 import dagster as dg
 
 from warehouse_assets.defs.klines.checks import CHECK_SPECS, check_results, describe_minute_ranges
-from warehouse_assets.defs.partitions import BINANCE_API_POOL, BINANCE_DAILY_BY_SYMBOL
+from warehouse_assets.defs.partitions import (
+    BACKFILL_POLICY,
+    BINANCE_API_POOL,
+    BINANCE_DAILY_BY_SYMBOL,
+    days_by_symbol,
+)
 from warehouse_assets.defs.resources import BinanceResource, WarehouseResource
 from warehouse_assets.lib import klines_store
 from warehouse_assets.lib.klines_backfill import BatchResult, DayResult, backfill_symbol
 
 KLINES_KEY = dg.AssetKey(["binance", "klines_1m"])
-
-# A backfill becomes one run per symbol and year (at most 366 partitions): a year for five symbols is five
-# runs, not 1,825. Not one run per whole range: Dagster's per-partition bookkeeping in a run grows with the
-# run's size (measured: 365 partitions ~60 ms each, 1460 partitions ~110 ms each), so bounded runs keep a
-# decade-long backfill linear.
-BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=366)
-
-
-def days_by_symbol(partition_keys: Sequence[str]) -> dict[str, list[date]]:
-    """A run may hold many days of one symbol or many symbols of one day (single-run backfills)."""
-    grouped: dict[str, list[date]] = defaultdict(list)
-    for key in partition_keys:
-        dims = BINANCE_DAILY_BY_SYMBOL.get_partition_key_from_str(str(key)).keys_by_dimension
-        grouped[dims["symbol"]].append(date.fromisoformat(dims["date"]))
-    return dict(grouped)
 
 
 def _partition_metadata(result: DayResult) -> dict[str, object]:
