@@ -100,6 +100,26 @@ class MalformedKlineError(MalformedResponseError):
         return (_rebuild, (type(self), (self.symbol, self.raw, self.reason), {"path": self.path}))
 
 
+class MalformedAggTradeError(MalformedResponseError):
+    """An aggregate trade row (or the id chain between rows) failed validation. `raw` is the row as received."""
+
+    def __init__(self, symbol: str, raw: str, reason: str, *, path: str = "/api/v3/aggTrades") -> None:
+        self.symbol = symbol
+        self.raw = raw
+        shown = raw if len(raw) <= 500 else raw[:500] + "..."
+        super().__init__(
+            path,
+            reason,
+            message=(
+                f"malformed aggregate trade for symbol {symbol!r} from {path}: {reason}; row as received: "
+                f"{shown}; nothing from this response was used; report it if it persists"
+            ),
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), (self.symbol, self.raw, self.reason), {"path": self.path}))
+
+
 class ExchangeUnavailableError(ExchangeError):
     """Transient failures (5xx, timeouts, connection errors) outlasted every retry."""
 

@@ -1,4 +1,5 @@
-"""Async client for Binance spot's public REST API: exchangeInfo, server time and klines over any range.
+"""Async client for Binance spot's public REST API: exchangeInfo, server time, klines and aggregate
+trades over any range.
 
 Every request draws from the process-wide `WeightBudget` of its base URL, learns the real limit from
 exchangeInfo and keeps the server-clock estimate fresh from /api/v3/time. 429/418 pause every caller
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
@@ -27,11 +29,12 @@ from warehouse_assets.lib.binance.wire import ExchangeInfo, SymbolInfo
 from warehouse_assets.lib.errors import (
     BinanceApiError,
     ExchangeUnavailableError,
+    MalformedAggTradeError,
     RateLimitedError,
     UnknownSymbolError,
 )
 from warehouse_assets.lib.ratelimit import Reservation, WeightBudget, budget_for
-from warehouse_assets.lib.records import KLINE_SCHEMA, Kline, table_to_klines
+from warehouse_assets.lib.records import AGG_TRADE_SCHEMA, KLINE_SCHEMA, Kline, table_to_klines
 from warehouse_assets.lib.retry import Backoff
 
 log = logging.getLogger(__name__)
@@ -48,6 +51,10 @@ AGG_TRADES = "/api/v3/aggTrades"
 ENDPOINT_WEIGHT = {PING: 1, TIME: 1, EXCHANGE_INFO: 20, KLINES: 2, AGG_TRADES: 4}
 
 KLINES_PER_REQUEST = 1000  # Binance's maximum `limit` for /api/v3/klines
+AGG_TRADES_PER_REQUEST = 1000  # Binance's maximum `limit` for /api/v3/aggTrades
+# Sent with every aggTrades request whatever the client's time_unit: trade times then carry the µs the
+# archives carry since 2025 (the parser still decides ms or µs per value by magnitude).
+_MICROSECOND_TIMES = {"X-MBX-TIME-UNIT": "MICROSECOND"}
 UNKNOWN_SYMBOL_CODE = -1121
 
 _CLOCK_TASK = "clock-sync"
@@ -59,6 +66,12 @@ class _Reply:
     text: str
     reservation: Reservation
     used_weight: dict[int, int]  # X-MBX-USED-WEIGHT-* as {window ms: used}
+
+
+@dataclass(frozen=True, slots=True)
+class _AggTradesPage:
+    table: pa.Table  # records.AGG_TRADE_SCHEMA
+    text: str  # the body, to quote a row when the page does not continue the one before
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +302,125 @@ class BinanceRestClient:
     def _wire_time(self, ms: int) -> int:
         return ms * 1000 if self.time_unit == "MICROSECOND" else ms
 
+    # ---------------------------------------------------------------------------------- aggTrades
+
+    async def agg_trades(self, symbol: str, start_us: int, end_us: int) -> pa.Table:
+        """Every aggregate trade with ts in [start_us, end_us) as one table (see `iter_agg_trades`)."""
+        tables = [table async for table in self.iter_agg_trades(symbol, start_us, end_us)]
+        return pa.concat_tables(tables) if tables else AGG_TRADE_SCHEMA.empty_table()
+
+    async def agg_trades_from(self, symbol: str, from_id: int, limit: int = 1) -> pa.Table:
+        """Up to `limit` aggregate trades from id `from_id` on (inclusive), ts in µs; empty if none yet.
+
+        Tells whether an archive day is complete: the trade after the file's last id must lie after
+        the day. Raises `MalformedAggTradeError` if the answer does not start at `from_id`.
+        """
+        if from_id < 0:
+            raise ValueError(f"from_id must be a non-negative aggregate trade id, got {from_id}")
+        if not 1 <= limit <= AGG_TRADES_PER_REQUEST:
+            raise ValueError(f"limit must be in 1..{AGG_TRADES_PER_REQUEST}, got {limit}")
+        page = await self._agg_trades_page(symbol, {"fromId": from_id, "limit": limit})
+        _check_agg_page(symbol, page, from_id, limit, previous=None)
+        return page.table
+
+    async def oldest_agg_trade(self, symbol: str, start_us: int, end_us: int | None = None) -> pa.Table:
+        """The oldest aggregate trade with ts in [start_us, end_us) (end None: from start_us on), or an empty table.
+
+        Two of these tell which aggregate ids a day holds (its first trade, and the first trade after it),
+        so an archive file cut short is caught.
+        """
+        params = {"startTime": start_us // 1000, "limit": 1}
+        if end_us is not None:
+            params["endTime"] = (end_us - 1) // 1000  # Binance: inclusive
+        table = (await self._agg_trades_page(symbol, params)).table
+        ts = table.column("ts").cast(pa.int64())
+        inside = pc.greater_equal(ts, start_us)
+        if end_us is not None:
+            inside = pc.and_(inside, pc.less(ts, end_us))
+        return table.filter(inside)
+
+    async def iter_agg_trades(
+        self, symbol: str, start_us: int, end_us: int, *, tables_of_pages: int = 100
+    ) -> AsyncIterator[pa.Table]:
+        """Every aggregate trade with ts in [start_us, end_us), ordered by id, each once (`AGG_TRADE_SCHEMA`).
+
+        Yields non-empty tables of up to `tables_of_pages` pages of 1000 trades while later pages
+        download. The first request asks for the window's oldest 1000 trades (startTime/endTime, in
+        inclusive ms; trimmed to the µs window afterwards); every later page by `fromId` alone, so no
+        trade is asked for twice. Aggregate ids are contiguous, so page k starts at first id + 1000 k
+        and up to `2 * max_in_flight` pages download ahead, fewer near the end of the window when the
+        trade rate so far says fewer remain. Each page must start at the id asked for and continue the
+        trade-id chain (`MalformedAggTradeError` names the ids otherwise, e.g. a hole in the exchange's
+        ids); paging stops at the first short page or the first page reaching past end_us.
+        """
+        if tables_of_pages < 1:
+            raise ValueError(f"tables_of_pages must be at least 1, got {tables_of_pages}")
+        if start_us < 0:
+            raise ValueError(f"start_us must be a non-negative epoch time in µs, got {start_us}")
+        if start_us >= end_us:
+            return
+        window = {"startTime": start_us // 1000, "endTime": (end_us - 1) // 1000}  # Binance: inclusive
+        page = await self._agg_trades_page(symbol, {**window, "limit": AGG_TRADES_PER_REQUEST})
+        if page.table.num_rows == 0:
+            return
+        _check_agg_page(symbol, page, None, AGG_TRADES_PER_REQUEST, previous=None)
+        first_id = int(page.table.column("trade_id")[0].as_py())
+        first_ts = _ts_us(page.table, 0)
+        lookahead = 2 * self.max_in_flight
+        next_from_id = first_id + AGG_TRADES_PER_REQUEST
+        pending: deque[tuple[int, asyncio.Task[_AggTradesPage]]] = deque()
+
+        def pages_wanted(last_id: int, last_ts: int) -> int:
+            """Pages after the one ending at last_id worth having in flight: what the trade rate so far
+            says [last_ts, end_us) still holds, plus one; never more than the look-ahead."""
+            trades, span = last_id - first_id, last_ts - first_ts
+            if trades <= 0 or span <= 0:
+                return lookahead
+            expected = (end_us - last_ts) * trades / span
+            return max(1, min(lookahead, math.ceil(expected / AGG_TRADES_PER_REQUEST) + 1))
+
+        def schedule(wanted: int) -> None:
+            nonlocal next_from_id
+            while len(pending) < wanted:
+                params = {"fromId": next_from_id, "limit": AGG_TRADES_PER_REQUEST}
+                pending.append((next_from_id, asyncio.create_task(self._agg_trades_page(symbol, params))))
+                next_from_id += AGG_TRADES_PER_REQUEST
+
+        batch: list[pa.Table] = []
+        pages_in_batch = 0
+        try:
+            while True:
+                table = page.table
+                last_ts = _ts_us(table, -1) if table.num_rows else end_us
+                done = table.num_rows < AGG_TRADES_PER_REQUEST or last_ts >= end_us
+                if not done:
+                    schedule(pages_wanted(int(table.column("trade_id")[-1].as_py()), last_ts))
+                ts = table.column("ts").cast(pa.int64())
+                inside = table.filter(pc.and_(pc.greater_equal(ts, start_us), pc.less(ts, end_us)))
+                if inside.num_rows:
+                    batch.append(inside)
+                pages_in_batch += 1
+                if batch and (done or pages_in_batch >= tables_of_pages):
+                    yield pa.concat_tables(batch)
+                    batch, pages_in_batch = [], 0
+                if done:
+                    return
+                from_id, task = pending.popleft()
+                previous = page
+                page = await task
+                _check_agg_page(symbol, page, from_id, AGG_TRADES_PER_REQUEST, previous=previous)
+        finally:
+            for _, task in pending:
+                task.cancel()
+            await asyncio.gather(*(task for _, task in pending), return_exceptions=True)
+
+    async def _agg_trades_page(self, symbol: str, params: Mapping[str, int]) -> _AggTradesPage:
+        await self._ensure_ready(symbol=symbol)  # a long backfill keeps its clock estimate fresh
+        reply = await self._get(
+            AGG_TRADES, {"symbol": symbol, **params}, symbols=(symbol,), headers=_MICROSECOND_TIMES
+        )
+        return _AggTradesPage(wire.parse_agg_trades_table(reply.text, symbol=symbol), reply.text)
+
     # ----------------------------------------------------------------------- budget housekeeping
 
     async def _ensure_ready(self, *, symbol: str | None, need_limits: bool = True) -> None:
@@ -344,7 +476,12 @@ class BinanceRestClient:
     # -------------------------------------------------------------------------------- transport
 
     async def _get(
-        self, path: str, params: Mapping[str, str | int], *, symbols: tuple[str, ...] = ()
+        self,
+        path: str,
+        params: Mapping[str, str | int],
+        *,
+        symbols: tuple[str, ...] = (),
+        headers: Mapping[str, str] | None = None,
     ) -> _Reply:
         """One GET with the budget, 429/418 pauses and retries of transient failures."""
         weight = ENDPOINT_WEIGHT[path]
@@ -363,7 +500,7 @@ class BinanceRestClient:
                 reservation = await self.budget.acquire(weight)
                 sent_at = time.monotonic()
                 try:
-                    response = await self._http.get(path, params=params)
+                    response = await self._http.get(path, params=params, headers=headers)
                 except httpx.TransportError as exc:  # connect errors, timeouts, dropped connections
                     response = None
                     problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
@@ -442,6 +579,48 @@ def _plan_pages(start_ms: int, end_ms: int, step_ms: int, chunk_minutes: int | N
                 _Page(page_start, page_end, last_of_chunk=page_end == chunk_end, chunk_start_ms=chunk_start)
             )
     return pages
+
+
+def _ts_us(table: pa.Table, index: int) -> int:
+    return int(table.column("ts").cast(pa.int64())[index].as_py())
+
+
+def _check_agg_page(
+    symbol: str, page: _AggTradesPage, from_id: int | None, limit: int, previous: _AggTradesPage | None
+) -> None:
+    """A page holds at most `limit` trades, starts at `from_id` (if asked by id) and continues `previous`.
+
+    Within a page `wire` already checked that ids step by 1 and the trade-id chain is unbroken.
+    """
+    table = page.table
+    if table.num_rows == 0:
+        return
+
+    def bad(reason: str) -> MalformedAggTradeError:
+        return MalformedAggTradeError(symbol, wire.split_json_array(page.text)[0][1], reason)
+
+    if table.num_rows > limit:
+        raise bad(
+            f"the answer holds {table.num_rows} aggregate trades, more than the limit {limit} asked for"
+        )
+    first_id = int(table.column("trade_id")[0].as_py())
+    if from_id is not None and first_id != from_id:
+        if first_id > from_id:
+            raise bad(
+                f"asked for fromId={from_id} but the answer starts at aggregate trade id {first_id}: "
+                f"ids {from_id}..{first_id - 1} are missing on the exchange (a hole in its ids)"
+            )
+        raise bad(f"asked for fromId={from_id} but the answer starts at aggregate trade id {first_id}")
+    if previous is not None:
+        last_trade_id = int(previous.table.column("last_trade_id")[-1].as_py())
+        last_agg_id = int(previous.table.column("trade_id")[-1].as_py())
+        first_trade_id = int(table.column("first_trade_id")[0].as_py())
+        if first_trade_id != last_trade_id + 1:
+            raise bad(
+                f"first trade id {first_trade_id} of aggregate trade {first_id} does not follow last trade "
+                f"id {last_trade_id} of aggregate trade {last_agg_id} (previous page): the trade-id chain "
+                "is broken"
+            )
 
 
 def _for(symbol: str | None) -> str:

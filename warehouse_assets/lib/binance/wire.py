@@ -1,25 +1,38 @@
 """Binance spot wire format: the one place that knows how Binance's REST bodies and headers look.
 
-Turns kline rows into validated `Kline` records, and reads error bodies, exchangeInfo, server time and
-the `X-MBX-USED-WEIGHT-*` / `Retry-After` headers. Times may arrive in milliseconds or microseconds
-(the `X-MBX-TIME-UNIT: MICROSECOND` header, archive files since 2025); everything leaving this module
-is in milliseconds. Prices and quantities are `Decimal`s built from Binance's strings, never floats.
+Turns kline rows and aggregate trade rows into validated records or Arrow tables, and reads error
+bodies, exchangeInfo, server time and the `X-MBX-USED-WEIGHT-*` / `Retry-After` headers. Times may
+arrive in milliseconds or microseconds (the `X-MBX-TIME-UNIT: MICROSECOND` header, archive files since
+2025); kline times leave this module in milliseconds, aggregate trade times in microseconds (see
+`records.AGG_TRADE_SCHEMA`). Prices and quantities are exact decimals built from Binance's strings,
+never floats.
 """
 
 from __future__ import annotations
 
 import json
+import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from warehouse_assets.lib.errors import MalformedKlineError, MalformedResponseError
-from warehouse_assets.lib.records import DECIMAL, KLINE_SCHEMA, TIME_MS, Kline, klines_to_table
+from warehouse_assets.lib.errors import MalformedAggTradeError, MalformedKlineError, MalformedResponseError
+from warehouse_assets.lib.records import (
+    AGG_TRADE_SCHEMA,
+    DECIMAL,
+    KLINE_SCHEMA,
+    TIME_MS,
+    TIME_US,
+    AggTrade,
+    Kline,
+    klines_to_table,
+)
 
 EXCHANGE = "binance"
 
@@ -405,6 +418,287 @@ def _decimal_field(
     if number < 0:
         raise bad(f"{where} is {value!r}, which is negative")
     return number
+
+
+# ---------------------------------------------------------------------------------------- aggTrades
+
+# The fields of one /api/v3/aggTrades row by wire key; "M" (is_best_match) is optional.
+AGG_TRADE_WIRE_FIELDS = {
+    "a": "aggregate trade id",
+    "p": "price",
+    "q": "quantity",
+    "f": "first trade id",
+    "l": "last trade id",
+    "T": "transact time",
+    "m": "is_buyer_maker",
+    "M": "is_best_match",
+}
+_AGG_KEYS = frozenset("apqflTm")
+_AGG_KEYS_WITH_BEST_MATCH = _AGG_KEYS | {"M"}
+_AGG_INT_KEYS = ("a", "f", "l", "T")
+_AGG_KEY_ORDER = ("a", "p", "q", "f", "l", "T", "m")
+_INT64_LIMIT = 2**63  # ids and times travel as int64 on the columnar path
+# A price or quantity on the aggTrades wire: digits with an optional fraction; no sign, exponent or space.
+_UNSIGNED_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
+_UNSIGNED_DECIMAL_RE = r"^[0-9]+(\.[0-9]+)?$"
+_DECIMAL_SCALE = 18  # records.DECIMAL is Decimal(38, 18): 20 integer digits, 18 decimals
+_DECIMAL_INTEGER_DIGITS = 20
+
+
+def parse_agg_trades_table(text: str, *, symbol: str) -> pa.Table:
+    """A /api/v3/aggTrades body as `records.AGG_TRADE_SCHEMA` rows (ts in µs), validated, in the order received.
+
+    Each row is `{"a","p","q","f","l","T","m"}` plus an optional `"M"`. `T` is in ms or µs, decided per
+    value by magnitude; ms become ms × 1000. Prices and quantities are cast exactly to Decimal(38, 18)
+    (a value that would need rounding is malformed). Within one response the aggregate ids increase by
+    exactly 1, the trade-id chain is unbroken (`f` = previous `l` + 1) and transact times never go back.
+
+    Bulk path: one JSON decode, then Arrow and numpy check and cast whole columns. Any doubt sends the
+    body through `parse_agg_trades`, which raises `MalformedAggTradeError` naming the field (or both ids)
+    and quoting the row's exact source text.
+    """
+    table = _agg_trades_table_fast(text, symbol)
+    if table is not None:
+        return table
+    trades = parse_agg_trades(text, symbol=symbol)  # raises with the reason, or ...
+    try:
+        return _agg_trades_to_table(trades)  # ... the rows were valid but the columnar path had a doubt
+    except (pa.ArrowInvalid, OverflowError) as exc:
+        raise MalformedAggTradeError(
+            symbol, text[:2000], f"a value does not fit the warehouse's exact Decimal(38, 18) ({exc})"
+        ) from None
+
+
+def parse_agg_trades(text: str, *, symbol: str) -> list[AggTrade]:
+    """Every row of a /api/v3/aggTrades body as a validated `AggTrade` (µs), in the order received.
+
+    The row-by-row path with the same rules as `parse_agg_trades_table`; raises `MalformedAggTradeError`
+    on the first bad row, so a caller never gets part of a bad response.
+    """
+    try:
+        rows = split_json_array(text)
+    except ValueError as exc:
+        raise MalformedAggTradeError(
+            symbol, text[:2000], f"the body is not a JSON array of rows ({exc})"
+        ) from None
+    trades: list[AggTrade] = []
+    previous: AggTrade | None = None
+    for row, raw in rows:
+        trade = parse_agg_trade_row(row, symbol=symbol, raw=raw)
+        if previous is not None:
+            problem = _agg_trade_sequence_problem(previous, trade)
+            if problem:
+                raise MalformedAggTradeError(symbol, raw, problem)
+        trades.append(trade)
+        previous = trade
+    return trades
+
+
+def _agg_trade_sequence_problem(previous: AggTrade, trade: AggTrade) -> str:
+    """Why `trade` cannot follow `previous` in one response ("" if it can)."""
+    if trade.trade_id != previous.trade_id + 1:
+        gap = (
+            f"{trade.trade_id - previous.trade_id - 1} missing"
+            if trade.trade_id > previous.trade_id
+            else "repeated or out of order"
+        )
+        return (
+            f"aggregate trade id {trade.trade_id} follows {previous.trade_id}: ids in one response must "
+            f"increase by exactly 1 ({gap})"
+        )
+    if trade.first_trade_id != previous.last_trade_id + 1:
+        return (
+            f"first trade id {trade.first_trade_id} of aggregate trade {trade.trade_id} does not follow "
+            f"last trade id {previous.last_trade_id} of aggregate trade {previous.trade_id}: "
+            "the trade-id chain is broken"
+        )
+    if trade.ts_us < previous.ts_us:
+        return (
+            f"transact time {trade.ts_us} µs of aggregate trade {trade.trade_id} is before "
+            f"{previous.ts_us} µs of aggregate trade {previous.trade_id}"
+        )
+    return ""
+
+
+def parse_agg_trade_row(row: object, *, symbol: str, raw: str | None = None) -> AggTrade:
+    """One aggTrades row (REST JSON object) as a validated `AggTrade`, transact time in µs."""
+    if raw is None:
+        raw = json.dumps(row, separators=(",", ":"))
+
+    def bad(reason: str) -> MalformedAggTradeError:
+        return MalformedAggTradeError(symbol, raw, reason)
+
+    if not isinstance(row, dict):
+        raise bad(f"a row must be a JSON object, got a JSON {_json_type(row)}")
+    missing = [key for key in AGG_TRADE_WIRE_FIELDS if key not in row and key != "M"]
+    if missing:
+        raise bad(f"missing {', '.join(_agg_field(key) for key in missing)}")
+    unexpected = sorted(str(key) for key in row if key not in _AGG_KEYS_WITH_BEST_MATCH)
+    if unexpected:
+        raise bad(
+            f"unexpected field(s) {', '.join(repr(key) for key in unexpected)}; the documented fields are "
+            f"{' '.join(AGG_TRADE_WIRE_FIELDS)}"
+        )
+    ints: dict[str, int] = {}
+    for key in _AGG_INT_KEYS:
+        value = row[key]
+        if not _is_int(value) or not 0 <= value < _INT64_LIMIT:
+            raise bad(f"{_agg_field(key)} is {_json_text(value)}, expected a non-negative JSON integer")
+        ints[key] = value
+    price = _exact_decimal(row["p"], "p", bad)
+    qty = _exact_decimal(row["q"], "q", bad)
+    for key, number in (("p", price), ("q", qty)):
+        if number <= 0:
+            raise bad(f"{_agg_field(key)} is {row[key]!r}, expected > 0")
+    if ints["f"] > ints["l"]:
+        raise bad(f"{_agg_field('f')} {ints['f']} is after {_agg_field('l')} {ints['l']}")
+    for key in ("m", "M"):
+        if key in row and type(row[key]) is not bool:
+            raise bad(f"{_agg_field(key)} is {_json_text(row[key])}, expected a JSON boolean")
+    transact_time = ints["T"]
+    return AggTrade(
+        exchange=EXCHANGE,
+        symbol=symbol,
+        trade_id=ints["a"],
+        price=price,
+        qty=qty,
+        first_trade_id=ints["f"],
+        last_trade_id=ints["l"],
+        ts_us=transact_time if transact_time > MICROS_THRESHOLD else transact_time * 1000,
+        is_buyer_maker=row["m"],
+    )
+
+
+def _agg_field(key: str) -> str:
+    return f"field {key!r} ({AGG_TRADE_WIRE_FIELDS[key]})"
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def _json_text(value: object) -> str:
+    return json.dumps(value)[:100]
+
+
+def _exact_decimal(value: object, key: str, bad: Callable[[str], MalformedAggTradeError]) -> Decimal:
+    """A price/quantity string as the exact Decimal(38, 18) the warehouse stores; never rounded."""
+    where = _agg_field(key)
+    if not isinstance(value, str):
+        # Binance sends prices and quantities as strings; a JSON number here has already lost exactness.
+        raise bad(f"{where} is {_json_text(value)} (a JSON {_json_type(value)}), expected a decimal string")
+    if not _UNSIGNED_DECIMAL.fullmatch(value):
+        raise bad(
+            f"{where} is {value!r}, expected plain digits with an optional fraction (no sign, exponent or spaces)"
+        )
+    whole, _, fraction = value.partition(".")
+    if len(fraction.rstrip("0")) > _DECIMAL_SCALE:
+        raise bad(
+            f"{where} is {value!r}, which has more than {_DECIMAL_SCALE} decimals: the warehouse's "
+            "Decimal(38, 18) cannot hold it without rounding"
+        )
+    if len(whole.lstrip("0")) > _DECIMAL_INTEGER_DIGITS:
+        raise bad(f"{where} is {value!r}, too large for the warehouse's Decimal(38, 18)")
+    return Decimal(value)
+
+
+def _agg_trades_to_table(trades: list[AggTrade]) -> pa.Table:
+    """Validated records to `AGG_TRADE_SCHEMA`. Raises pyarrow.ArrowInvalid rather than drop a digit."""
+    columns: dict[str, pa.Array] = {
+        "exchange": pa.array([t.exchange for t in trades], pa.string()),
+        "symbol": pa.array([t.symbol for t in trades], pa.string()),
+        "trade_id": pa.array([t.trade_id for t in trades], pa.uint64()),
+        "price": pa.array([t.price for t in trades], DECIMAL),
+        "qty": pa.array([t.qty for t in trades], DECIMAL),
+        "first_trade_id": pa.array([t.first_trade_id for t in trades], pa.uint64()),
+        "last_trade_id": pa.array([t.last_trade_id for t in trades], pa.uint64()),
+        "ts": pa.array([t.ts_us for t in trades], pa.int64()).cast(TIME_US),
+        "is_buyer_maker": pa.array([t.is_buyer_maker for t in trades], pa.bool_()),
+    }
+    return pa.table([columns[f.name] for f in AGG_TRADE_SCHEMA], schema=AGG_TRADE_SCHEMA)
+
+
+def _agg_trades_table_fast(text: str, symbol: str) -> pa.Table | None:
+    """The columnar path of `parse_agg_trades_table`: the table, or None at the first doubt."""
+    try:
+        rows = json.loads(text)
+    except ValueError:
+        return None
+    if type(rows) is not list:
+        return None
+    n = len(rows)
+    if n == 0:
+        return AGG_TRADE_SCHEMA.empty_table()
+    try:
+        lengths = set(map(len, rows))
+        # Every row with "M" or every row without it; a mix (or anything else) goes the row path.
+        keys = _AGG_KEY_ORDER if lengths == {len(_AGG_KEYS)} else (*_AGG_KEY_ORDER, "M")
+        if lengths != {len(keys)}:
+            return None
+        # KeyError: a field is missing (or an unknown one is there); TypeError: a row is not an object
+        columns = dict(zip(keys, zip(*map(operator.itemgetter(*keys), rows), strict=True), strict=True))
+    except (KeyError, TypeError):
+        return None
+    if "M" in columns and set(map(type, columns["M"])) != {bool}:
+        return None
+    ints: dict[str, np.ndarray] = {}
+    for key in _AGG_INT_KEYS:
+        if set(map(type, columns[key])) != {int}:  # bool is not int here
+            return None
+        try:
+            values = np.array(columns[key], dtype=np.int64)
+        except OverflowError:
+            return None
+        if values.min() < 0:
+            return None
+        ints[key] = values
+    ids, first_ids, last_ids = ints["a"], ints["f"], ints["l"]
+    ts_us = np.where(ints["T"] > MICROS_THRESHOLD, ints["T"], ints["T"] * 1000)
+    if not (
+        (first_ids <= last_ids).all()
+        and (ids[1:] == ids[:-1] + 1).all()
+        and (first_ids[1:] == last_ids[:-1] + 1).all()
+        and (ts_us[1:] >= ts_us[:-1]).all()
+    ):
+        return None
+    if set(map(type, columns["m"])) != {bool}:
+        return None
+    decimals: dict[str, pa.Array] = {}
+    for key in ("p", "q"):
+        if set(map(type, columns[key])) != {str}:
+            return None
+        strings = pa.array(columns[key], pa.string())
+        if not pc.all(pc.match_substring_regex(strings, _UNSIGNED_DECIMAL_RE)).as_py():
+            return None
+        try:
+            numbers = strings.cast(DECIMAL)  # exact: Arrow refuses a cast that would lose a digit
+        except pa.ArrowInvalid:
+            return None
+        if not pc.all(pc.greater(numbers, pa.scalar(0, DECIMAL))).as_py():
+            return None
+        decimals[key] = numbers
+    return pa.table(
+        [
+            pa.array([EXCHANGE] * n, pa.string()),
+            pa.array([symbol] * n, pa.string()),
+            pa.array(ids.view(np.uint64)),
+            decimals["p"],
+            decimals["q"],
+            pa.array(first_ids.view(np.uint64)),
+            pa.array(last_ids.view(np.uint64)),
+            pa.array(ts_us, TIME_US),
+            pa.array(columns["m"], pa.bool_()),
+        ],
+        schema=AGG_TRADE_SCHEMA,
+    )
 
 
 # ------------------------------------------------------------------------------------- other bodies
