@@ -1,4 +1,4 @@
--- An aggTrades CSV (embedded mode: a local file or pipe ClickHouse reads itself) into the stage.
+-- An aggTrades CSV (embedded mode: a local file, plain or gzip, that ClickHouse reads itself) into the stage.
 -- ClickHouse parses the CSV. Prices and quantities are read as text and must be plain decimals with at
 -- most 18 fractional digits (ClickHouse's own Decimal parser would round a 19th digit away and accept
 -- signs and exponents); they are then converted exactly. The time unit is decided per value by
@@ -17,7 +17,7 @@ SELECT
     is_buyer_maker,
     {source:String},
     fromUnixTimestamp64Milli({version_ms:Int64}, 'UTC')
-FROM file({path:String}, 'CSV', {structure:String})
+FROM file({path:String}, 'CSV', {structure:String}, {compression:String})
 WHERE throwIf(
     NOT (match(price, '^[0-9]{1,20}(\\.[0-9]{1,18})?$') AND match(quantity, '^[0-9]{1,20}(\\.[0-9]{1,18})?$')),
     'a price or quantity is not a plain non-negative decimal with at most 18 fractional digits'

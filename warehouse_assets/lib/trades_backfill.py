@@ -225,10 +225,16 @@ def _finish(
 ) -> DayLoad:
     """After a day's trades are written: rebuild its candles, read its facts back, reconcile with klines."""
     start_ms = day_start_ms(day)
-    window = {"exchange": EXCHANGE, "symbol": symbol, "start_ms": start_ms, "end_ms": start_ms + DAY_MS}
-    candles = trades_store.rebuild_candles(client, warehouse.database, **window)
-    (facts,) = trades_store.day_facts(client, warehouse.database, **window)
-    reconciliation = trades_store.reconcile_with_klines(client, warehouse.database, **window)
+    db, end_ms = warehouse.database, start_ms + DAY_MS
+    candles = trades_store.rebuild_candles(
+        client, db, exchange=EXCHANGE, symbol=symbol, start_ms=start_ms, end_ms=end_ms
+    )
+    (facts,) = trades_store.day_facts(
+        client, db, exchange=EXCHANGE, symbol=symbol, start_ms=start_ms, end_ms=end_ms
+    )
+    reconciliation = trades_store.reconcile_with_klines(
+        client, db, exchange=EXCHANGE, symbol=symbol, start_ms=start_ms, end_ms=end_ms
+    )
     log.debug("%s %s: %d trades from %s, %d candles", symbol, day, write.inserted, source, candles.built)
     return DayLoad(symbol, day, source, expected, write, candles, facts, reconciliation)
 

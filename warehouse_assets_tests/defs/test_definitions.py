@@ -7,8 +7,7 @@ from datetime import date, timedelta
 import dagster as dg
 
 from warehouse_assets.definitions import defs as load_defs
-from warehouse_assets.defs.partitions import days_by_symbol
-from warehouse_assets.defs.partitions import BINANCE_DAILY_BY_SYMBOL
+from warehouse_assets.defs.partitions import BINANCE_DAILY_BY_SYMBOL, days_by_symbol
 
 KLINES = dg.AssetKey(["binance", "klines_1m"])
 
@@ -22,7 +21,7 @@ def test_definitions_load_with_the_klines_asset_checks_and_sensor() -> None:
     assert node.backfill_policy == dg.BackfillPolicy.multi_run(max_partitions_per_run=366)
     assert set(node.kinds) >= {"clickhouse"}
     assert node.owners == ["team:market-data"]
-    assert {k.name for k in graph.asset_check_keys} == {
+    assert {k.name for k in graph.asset_check_keys if k.asset_key == KLINES} == {
         "ohlc_invariants",
         "no_duplicate_minutes",
         "complete_days",
@@ -31,6 +30,25 @@ def test_definitions_load_with_the_klines_asset_checks_and_sensor() -> None:
     assert {op.pool for op in assets_def.node_def.iterate_op_defs()} == {"binance_api"}
     assert {s.name for s in defs.sensors or []} >= {"register_binance_symbols"}
     assert set(defs.resources or {}) == {"warehouse", "binance"}
+
+
+def test_trades_and_candles_share_the_partitions_and_candles_descend_from_trades() -> None:
+    defs = load_defs()
+    graph = defs.resolve_asset_graph()
+    trades, candles = dg.AssetKey(["binance", "agg_trades"]), dg.AssetKey(["binance", "candles_1m"])
+    for key in (trades, candles):
+        node = graph.get(key)
+        assert node.partitions_def == BINANCE_DAILY_BY_SYMBOL
+        assert node.backfill_policy == dg.BackfillPolicy.multi_run(max_partitions_per_run=366)
+    assert graph.get(candles).parent_keys == {trades}  # lineage: candles are built from trades
+    assert {k.name for k in graph.asset_check_keys if k.asset_key == trades} == {
+        "contiguous_ids",
+        "trade_id_chain",
+        "matches_klines",
+    }
+    assets_def = defs.resolve_assets_def(trades)
+    assert assets_def.can_subset and assets_def.keys == {trades, candles}
+    assert {op.pool for op in assets_def.node_def.iterate_op_defs()} == {"binance_api"}
 
 
 def test_partitions_are_utc_days_from_the_start_date_by_registered_symbol() -> None:

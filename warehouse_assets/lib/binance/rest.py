@@ -329,6 +329,8 @@ class BinanceRestClient:
         Two of these tell which aggregate ids a day holds (its first trade, and the first trade after it),
         so an archive file cut short is caught.
         """
+        if start_us % 1000:  # one row per answer: a trade earlier in the same ms would hide the one wanted
+            raise ValueError(f"start_us must be a whole millisecond, got {start_us}")
         params = {"startTime": start_us // 1000, "limit": 1}
         if end_us is not None:
             params["endTime"] = (end_us - 1) // 1000  # Binance: inclusive
