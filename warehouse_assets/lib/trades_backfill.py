@@ -114,17 +114,24 @@ async def backfill_agg_trades(
 
         async def prepare(day: date) -> tuple[tuple[int, int] | None, Path | None]:
             async with gate:
-                expected = await day_id_range(rest, symbol, day)
-                if archive is None or expected is None:
-                    return expected, None
-                try:
-                    url = archive.daily_agg_trades_url(symbol, day)
-                    return expected, await archive.fetch_verified(url, Path(scratch) / day.isoformat())
-                except ArchiveNotPublishedError:
-                    return expected, None  # not published (yet): REST serves the day
-                except ArchiveChecksumError as exc:
-                    await asyncio.to_thread(_dead_letter, warehouse, symbol, "archive", str(exc), exc.file)
-                    raise
+                if archive is None:
+                    return await day_id_range(rest, symbol, day), None
+                # The day's ids (REST) and its file (archive) come from different hosts: fetch both at once.
+                ids, download = await asyncio.gather(
+                    day_id_range(rest, symbol, day),
+                    _download(archive, symbol, day, Path(scratch) / day.isoformat()),
+                    return_exceptions=True,
+                )
+                if isinstance(download, ArchiveChecksumError):
+                    await asyncio.to_thread(
+                        _dead_letter, warehouse, symbol, "archive", str(download), download.file
+                    )
+                if isinstance(ids, BaseException):
+                    raise ids
+                if isinstance(download, BaseException):
+                    raise download
+                # No trades (or no known end) per REST: REST serves the day whole, whatever the file says.
+                return ids, download if ids is not None else None
 
         tasks = [asyncio.create_task(prepare(day)) for day in ordered]
         results: list[DayLoad] = []
@@ -144,6 +151,14 @@ async def backfill_agg_trades(
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
     return results
+
+
+async def _download(archive: ArchiveClient, symbol: str, day: date, directory: Path) -> Path | None:
+    """The day's verified file, or None when it is not published (yet): REST serves the day then."""
+    try:
+        return await archive.fetch_verified(archive.daily_agg_trades_url(symbol, day), directory)
+    except ArchiveNotPublishedError:
+        return None
 
 
 def _load_archive(
