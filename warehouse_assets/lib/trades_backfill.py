@@ -109,6 +109,7 @@ async def backfill_agg_trades(
     stay written; each is complete and correct on its own.
     """
     ordered = sorted(set(days))
+    await asyncio.to_thread(_drop_stale_stages, warehouse)
     with tempfile.TemporaryDirectory(prefix="binance-aggtrades-") as scratch:
         gate = asyncio.Semaphore(lookahead)
 
@@ -262,6 +263,12 @@ def rebuild_days(warehouse: Warehouse, symbol: str, days: Sequence[date]) -> lis
             write = trades_store.TradesWrite(0, 0, 0, None, None)
             loads.append(_finish(client, warehouse, symbol, day, "warehouse", None, write))
     return loads
+
+
+def _drop_stale_stages(warehouse: Warehouse) -> None:
+    with warehouse.session() as client:
+        for name in trades_store.drop_stale_stages(client, warehouse.database):
+            log.warning("dropped %s, the stage of a load that crashed (it never reached trades)", name)
 
 
 def _dead_letter(warehouse: Warehouse, symbol: str, source: str, reason: str, payload: object) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 import zipfile
 from decimal import Decimal
 from pathlib import Path
@@ -141,8 +142,9 @@ def edited(tmp_path: Path, transform) -> Path:  # type: ignore[no-untyped-def]
         ),
         (lambda lines: lines[:5] + [lines[5].replace("True", "maybe")] + lines[6:], "could not load"),
         (lambda lines: lines[:4000], "the exchange lists 3800397495..3800402494"),
+        (lambda lines: lines[:50] + [lines[49]] + lines[50:], "repeated or out of order"),
     ],
-    ids=["row-missing", "id-changed", "19-decimals", "bad-boolean", "cut-short"],
+    ids=["row-missing", "id-changed", "19-decimals", "bad-boolean", "cut-short", "row-repeated"],
 )
 def test_a_bad_file_inserts_nothing(warehouse: Warehouse, tmp_path: Path, transform, reason: str) -> None:  # type: ignore[no-untyped-def]
     path = edited(tmp_path, transform)
@@ -252,3 +254,13 @@ def test_open_and_close_follow_trade_ids_within_a_millisecond(warehouse: Warehou
         Decimal(1),
         Decimal(1),
     ]
+
+
+def test_stages_left_by_a_crashed_load_are_dropped(warehouse: Warehouse) -> None:
+    stage = trades_store.STAGE_PREFIX + "crashed"
+    with warehouse.session() as client:
+        client.command(sql(warehouse, f"CREATE TABLE ${{database}}.{stage} AS ${{database}}.trades"))
+        assert trades_store.drop_stale_stages(client, warehouse.database) == []  # younger than 6 hours
+        time.sleep(1.1)  # metadata times have whole seconds
+        assert trades_store.drop_stale_stages(client, warehouse.database, older_than_hours=0) == [stage]
+        assert trades_store.drop_stale_stages(client, warehouse.database, older_than_hours=0) == []
