@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -32,6 +30,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from machine_info import machine  # bench/ is on sys.path when a script here runs
 
 from warehouse_assets.lib import trades_store
 from warehouse_assets.lib.binance.archive import ArchiveClient
@@ -57,21 +57,6 @@ FROM file({path:String}, 'CSV', 'agg_trade_id UInt64, price Decimal(38, 18), qua
 TWIN = SqlFile(name="<bench twin>", text="CREATE TABLE ${database}.${table} AS ${database}.trades")
 COLUMN_BYTES = """SELECT name, data_compressed_bytes, data_uncompressed_bytes FROM system.columns
 WHERE database = {database:String} AND table = {table:String} ORDER BY position"""
-
-
-def machine() -> dict[str, object]:
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
 
 
 async def whole_path(wh: Warehouse, base_url: str, scratch: Path) -> dict[str, float | int]:

@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 from clickhouse_connect.driver.client import Client
 
 from warehouse_assets.lib.records import DAY_MS, MINUTE_MS, TIME_MS, Kline, klines_to_table
-from warehouse_assets.lib.warehouse.sql import load_sql
+from warehouse_assets.lib.warehouse.sql import delete_counted, load_sql
 
 TABLE = "klines_1m"
 _version_lock = threading.Lock()
@@ -82,15 +82,9 @@ def replace_window(
         "end_ms": end_ms,
         "version_ms": version_ms,
     }
-    older = int(
-        client.query(
-            load_sql("klines/count_older_versions.sql").render(database=database), parameters=params
-        ).result_rows[0][0]
+    older = delete_counted(
+        client, "klines/count_older_versions.sql", "klines/delete_older_versions.sql", database, params
     )
-    if older:
-        client.command(
-            load_sql("klines/delete_older_versions.sql").render(database=database), parameters=params
-        )
     return ReplaceResult(inserted=table.num_rows, replaced_older=older, version_ms=version_ms)
 
 

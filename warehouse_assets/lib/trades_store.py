@@ -29,7 +29,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from warehouse_assets.lib.binance.archive_format import agg_trades_layout
 from warehouse_assets.lib.klines_store import next_version_ms
 from warehouse_assets.lib.records import AGG_TRADE_SCHEMA, DAY_MS, MINUTE_MS
-from warehouse_assets.lib.warehouse.sql import load_sql
+from warehouse_assets.lib.warehouse.sql import delete_counted, load_sql, query_count
 from warehouse_assets.lib.zip_gzip import zip_member_as_gzip
 
 TABLE = "trades"
@@ -310,15 +310,9 @@ def _commit(
         for (partition_id,) in partitions:
             client.command(attach, parameters={"partition_id": partition_id})
     versioned = {**params, "version_ms": version_ms}
-    older = int(
-        client.query(
-            load_sql("trades/count_older_versions.sql").render(database=database), parameters=versioned
-        ).result_rows[0][0]
+    older = delete_counted(
+        client, "trades/count_older_versions.sql", "trades/delete_older_versions.sql", database, versioned
     )
-    if older:
-        client.command(
-            load_sql("trades/delete_older_versions.sql").render(database=database), parameters=versioned
-        )
     return TradesWrite(
         inserted=facts.row_count,
         replaced_older=older,
@@ -368,20 +362,10 @@ def rebuild_candles(
         raise ValueError(f"candle window [{start_ms}, {end_ms}) must be whole minutes")
     params = {**_window_params(exchange, symbol, start_ms, end_ms), "version_ms": next_version_ms()}
     client.command(load_sql("candles/build.sql").render(database=database), parameters=params)
-    built = int(
-        client.query(
-            load_sql("candles/count_builds.sql").render(database=database), parameters=params
-        ).result_rows[0][0]
+    built = query_count(client, "candles/count_builds.sql", database, params)
+    older = delete_counted(
+        client, "candles/count_older_builds.sql", "candles/delete_older_builds.sql", database, params
     )
-    older = int(
-        client.query(
-            load_sql("candles/count_older_builds.sql").render(database=database), parameters=params
-        ).result_rows[0][0]
-    )
-    if older:
-        client.command(
-            load_sql("candles/delete_older_builds.sql").render(database=database), parameters=params
-        )
     return CandlesBuild(built=built, replaced_older=older, version_ms=params["version_ms"])
 
 

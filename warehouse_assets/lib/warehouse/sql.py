@@ -10,8 +10,12 @@ import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from warehouse_assets.lib.settings import PROJECT_DIR
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
 
 SQL_DIR = PROJECT_DIR / "sql"
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -59,3 +63,20 @@ def load_sql(name: str, sql_dir: Path = SQL_DIR) -> SqlFile:
     if not path.is_file():
         raise FileNotFoundError(f"SQL file sql/{name} not found under {sql_dir}")
     return SqlFile(name=name, text=path.read_text(encoding="utf-8"))
+
+
+def query_count(client: Client, name: str, database: str, parameters: dict[str, Any]) -> int:
+    """The single number a `SELECT count() ...` file returns."""
+    return int(
+        client.query(load_sql(name).render(database=database), parameters=parameters).result_rows[0][0]
+    )
+
+
+def delete_counted(
+    client: Client, count_file: str, delete_file: str, database: str, parameters: dict[str, Any]
+) -> int:
+    """Second half of an idempotent replace: delete what `count_file` counts (older versions), if any; return it."""
+    older = query_count(client, count_file, database, parameters)
+    if older:
+        client.command(load_sql(delete_file).render(database=database), parameters=parameters)
+    return older
