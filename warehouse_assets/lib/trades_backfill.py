@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import tempfile
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -111,34 +112,42 @@ async def backfill_agg_trades(
     ordered = sorted(set(days))
     await asyncio.to_thread(_drop_stale_stages, warehouse)
     with tempfile.TemporaryDirectory(prefix="binance-aggtrades-") as scratch:
-        gate = asyncio.Semaphore(lookahead)
 
         async def prepare(day: date) -> tuple[tuple[int, int] | None, Path | None]:
-            async with gate:
-                if archive is None:
-                    return await day_id_range(rest, symbol, day), None
-                # The day's ids (REST) and its file (archive) come from different hosts: fetch both at once.
-                ids, download = await asyncio.gather(
-                    day_id_range(rest, symbol, day),
-                    _download(archive, symbol, day, Path(scratch) / day.isoformat()),
-                    return_exceptions=True,
+            if archive is None:
+                return await day_id_range(rest, symbol, day), None
+            # The day's ids (REST) and its file (archive) come from different hosts: fetch both at once.
+            ids, download = await asyncio.gather(
+                day_id_range(rest, symbol, day),
+                _download(archive, symbol, day, Path(scratch) / day.isoformat()),
+                return_exceptions=True,
+            )
+            if isinstance(download, ArchiveChecksumError):
+                await asyncio.to_thread(
+                    _dead_letter, warehouse, symbol, "archive", str(download), download.file
                 )
-                if isinstance(download, ArchiveChecksumError):
-                    await asyncio.to_thread(
-                        _dead_letter, warehouse, symbol, "archive", str(download), download.file
-                    )
-                if isinstance(ids, BaseException):
-                    raise ids
-                if isinstance(download, BaseException):
-                    raise download
-                # No trades (or no known end) per REST: REST serves the day whole, whatever the file says.
-                return ids, download if ids is not None else None
+            if isinstance(ids, BaseException):
+                raise ids
+            if isinstance(download, BaseException):
+                raise download
+            # No trades (or no known end) per REST: REST serves the day whole, whatever the file says.
+            return ids, download if ids is not None else None
 
-        tasks = [asyncio.create_task(prepare(day)) for day in ordered]
+        # At most `lookahead` days are prepared ahead of the one being written: downloads never pile up on disk.
+        upcoming = iter(ordered)
+        pending: deque[tuple[date, asyncio.Task[tuple[tuple[int, int] | None, Path | None]]]] = deque()
+
+        def schedule() -> None:
+            while len(pending) < lookahead and (day := next(upcoming, None)) is not None:
+                pending.append((day, asyncio.create_task(prepare(day))))
+
         results: list[DayLoad] = []
         try:
-            for day, task in zip(ordered, tasks, strict=True):
+            schedule()
+            while pending:
+                day, task = pending.popleft()
                 expected, path = await task
+                schedule()
                 if path is not None:
                     load = await asyncio.to_thread(_load_archive, warehouse, symbol, day, path, expected)
                     path.unlink(missing_ok=True)
@@ -148,9 +157,9 @@ async def backfill_agg_trades(
                 if on_day is not None:
                     on_day(load)
         finally:
-            for task in tasks:
+            for _, task in pending:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*(task for _, task in pending), return_exceptions=True)
     return results
 
 
