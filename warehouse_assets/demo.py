@@ -52,6 +52,7 @@ def run_demo(*, ui_port: int, simulator_port: int) -> int:
         print(
             f"\n  Dagster UI: http://127.0.0.1:{ui_port}\n"
             "  Assets > binance/klines_1m > Materialize... > pick dates and symbols > Launch backfill.\n"
+            "  Then binance/agg_trades with binance/candles_1m: trades, candles, and checks against klines.\n"
             f"  Warehouse: {env['WAREHOUSE_URL']} (stop the demo to query it from another process)\n"
         )
         dagster = Path(sys.executable).with_name("dagster")
