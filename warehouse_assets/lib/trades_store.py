@@ -29,7 +29,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from warehouse_assets.lib.binance.archive_format import agg_trades_layout
 from warehouse_assets.lib.klines_store import next_version_ms
 from warehouse_assets.lib.records import AGG_TRADE_SCHEMA, DAY_MS, MINUTE_MS
-from warehouse_assets.lib.warehouse.sql import delete_counted, load_sql, query_count
+from warehouse_assets.lib.warehouse.sql import delete_counted, load_sql, rebuild_finish
 from warehouse_assets.lib.zip_gzip import zip_member_as_gzip
 
 TABLE = "trades"
@@ -362,10 +362,7 @@ def rebuild_candles(
         raise ValueError(f"candle window [{start_ms}, {end_ms}) must be whole minutes")
     params = {**_window_params(exchange, symbol, start_ms, end_ms), "version_ms": next_version_ms()}
     client.command(load_sql("candles/build.sql").render(database=database), parameters=params)
-    built = query_count(client, "candles/count_builds.sql", database, params)
-    older = delete_counted(
-        client, "candles/count_older_builds.sql", "candles/delete_older_builds.sql", database, params
-    )
+    built, older = rebuild_finish(client, database, CANDLES_TABLE, params)
     return CandlesBuild(built=built, replaced_older=older, version_ms=params["version_ms"])
 
 

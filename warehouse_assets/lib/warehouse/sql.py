@@ -65,18 +65,41 @@ def load_sql(name: str, sql_dir: Path = SQL_DIR) -> SqlFile:
     return SqlFile(name=name, text=path.read_text(encoding="utf-8"))
 
 
-def query_count(client: Client, name: str, database: str, parameters: dict[str, Any]) -> int:
+def query_count(
+    client: Client, name: str, database: str, parameters: dict[str, Any], **identifiers: str
+) -> int:
     """The single number a `SELECT count() ...` file returns."""
-    return int(
-        client.query(load_sql(name).render(database=database), parameters=parameters).result_rows[0][0]
-    )
+    sql = load_sql(name).render(database=database, **identifiers)
+    return int(client.query(sql, parameters=parameters).result_rows[0][0])
 
 
 def delete_counted(
-    client: Client, count_file: str, delete_file: str, database: str, parameters: dict[str, Any]
+    client: Client,
+    count_file: str,
+    delete_file: str,
+    database: str,
+    parameters: dict[str, Any],
+    **identifiers: str,
 ) -> int:
     """Second half of an idempotent replace: delete what `count_file` counts (older versions), if any; return it."""
-    older = query_count(client, count_file, database, parameters)
+    older = query_count(client, count_file, database, parameters, **identifiers)
     if older:
-        client.command(load_sql(delete_file).render(database=database), parameters=parameters)
+        client.command(load_sql(delete_file).render(database=database, **identifiers), parameters=parameters)
     return older
+
+
+def rebuild_finish(client: Client, database: str, table: str, parameters: dict[str, Any]) -> tuple[int, int]:
+    """After a derived table's new build of a window is inserted: (rows it wrote, older rows it deleted).
+
+    `parameters` name the window and the build (exchange, symbol, start_ms, end_ms, version_ms).
+    """
+    built = query_count(client, "rebuild/count_builds.sql", database, parameters, table=table)
+    older = delete_counted(
+        client,
+        "rebuild/count_older_builds.sql",
+        "rebuild/delete_older_builds.sql",
+        database,
+        parameters,
+        table=table,
+    )
+    return built, older

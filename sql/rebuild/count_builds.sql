@@ -1,6 +1,6 @@
--- Candles of one symbol's window written by the given build.
+-- Rows of one symbol's window in a derived table (candles_1m, ohlcv_1h, ohlcv_1d) written by the given build.
 SELECT count()
-FROM ${database}.candles_1m
+FROM ${database}.${table}
 WHERE exchange = {exchange:String}
   AND symbol = {symbol:String}
   AND open_time >= fromUnixTimestamp64Milli({start_ms:Int64}, 'UTC')

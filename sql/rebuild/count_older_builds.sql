@@ -1,6 +1,6 @@
--- Second half of a rebuild: the new build is inserted, older builds of the window go (a minute whose
--- trades are gone disappears too).
-DELETE FROM ${database}.candles_1m
+-- Rows of one symbol's window in a derived table from builds before the given one (what a rebuild removes).
+SELECT count()
+FROM ${database}.${table}
 WHERE exchange = {exchange:String}
   AND symbol = {symbol:String}
   AND open_time >= fromUnixTimestamp64Milli({start_ms:Int64}, 'UTC')

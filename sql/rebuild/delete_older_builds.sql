@@ -1,6 +1,6 @@
--- Candles of one symbol's window from builds before the given one (the rows a rebuild must remove).
-SELECT count()
-FROM ${database}.candles_1m
+-- Second half of a rebuild of a derived table: the new build is in, older builds of the window go (a row
+-- whose sources are all gone disappears too).
+DELETE FROM ${database}.${table}
 WHERE exchange = {exchange:String}
   AND symbol = {symbol:String}
   AND open_time >= fromUnixTimestamp64Milli({start_ms:Int64}, 'UTC')
