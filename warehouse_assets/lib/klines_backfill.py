@@ -20,7 +20,7 @@ from typing import Protocol
 import numpy as np
 import pyarrow as pa
 
-from warehouse_assets.lib import klines_store
+from warehouse_assets.lib import klines_store, schemas
 from warehouse_assets.lib.dead_letters import DeadLetter, record_dead_letters
 from warehouse_assets.lib.errors import (
     ArchiveChecksumError,
@@ -194,18 +194,22 @@ async def _backfill_archive_first(
             klines = pa.concat_tables(
                 [published[first + timedelta(days=n)] for n in range((last - first).days + 1)]
             )
-            results.append(
-                await asyncio.to_thread(
-                    _write_and_report,
-                    warehouse,
-                    symbol,
-                    day_start_ms(first),
-                    day_start_ms(last) + DAY_MS,
-                    klines,
-                    "archive",
-                    on_batch,
+            try:
+                results.append(
+                    await asyncio.to_thread(
+                        _write_and_report,
+                        warehouse,
+                        symbol,
+                        day_start_ms(first),
+                        day_start_ms(last) + DAY_MS,
+                        klines,
+                        "archive",
+                        on_batch,
+                    )
                 )
-            )
+            except MalformedKlineError as exc:
+                await asyncio.to_thread(_record_malformed, warehouse, exc, "archive")
+                raise
         rest_days = [day for day in group if day not in published]
         if rest_days:
             results.extend(await backfill_symbol(warehouse, source, symbol, rest_days, on_batch=on_batch))
@@ -231,6 +235,14 @@ def _write_batch(
     warehouse: Warehouse, symbol: str, start_ms: int, end_ms: int, klines: pa.Table, source_name: str
 ) -> BatchResult:
     first, last = _utc_day(start_ms), _utc_day(end_ms - DAY_MS)
+    report = schemas.validate(schemas.Klines1m, klines)  # ~20 ms per 36k rows: the parsers' checks, again
+    if not report.passed:
+        raise MalformedKlineError(
+            symbol,
+            report.markdown(),
+            f"{report.failing_rows} klines of {first}..{last} fail the {report.model} schema",
+            path="/api/v3/klines" if source_name == "rest" else "data.binance.vision",
+        )
     open_ms = klines.column("open_time").cast(pa.int64()).to_numpy()
     days_ms, counts = np.unique(open_ms - open_ms % DAY_MS, return_counts=True)
     fetched_by_day = dict(zip(days_ms.tolist(), counts.tolist(), strict=True))
