@@ -17,6 +17,8 @@ DEFAULTS = {
     "WAREHOUSE_SYMBOLS": "",
     "KLINES_START_DATE": "2017-08-17",
     "KLINES_ARCHIVE": "true",
+    "KLINES_FRESHNESS_HOURS": "36",
+    "WAREHOUSE_SCHEDULES": "false",
 }
 
 
@@ -52,12 +54,33 @@ def configured_symbols() -> list[str]:
 
 def klines_archive_enabled() -> bool:
     """KLINES_ARCHIVE: take whole published days from data.binance.vision before REST (default true)."""
-    raw = env("KLINES_ARCHIVE").strip().lower()
+    return _flag("KLINES_ARCHIVE")
+
+
+def _flag(name: str) -> bool:
+    raw = env(name).strip().lower()
     if raw in ("1", "true", "yes", "on"):
         return True
     if raw in ("0", "false", "no", "off"):
         return False
-    raise ValueError(f"KLINES_ARCHIVE={raw!r} must be true or false")
+    raise ValueError(f"{name}={raw!r} must be true or false")
+
+
+def schedules_enabled() -> bool:
+    """WAREHOUSE_SCHEDULES: start the nightly schedules running (default false; the demo sets true)."""
+    return _flag("WAREHOUSE_SCHEDULES")
+
+
+def klines_freshness_hours() -> float:
+    """KLINES_FRESHNESS_HOURS: how old the newest complete day of a symbol may be (default 36)."""
+    raw = env("KLINES_FRESHNESS_HOURS")
+    try:
+        hours = float(raw)
+    except ValueError:
+        hours = -1.0
+    if hours <= 0:
+        raise ValueError(f"KLINES_FRESHNESS_HOURS={raw!r} must be a positive number of hours, like 36")
+    return hours
 
 
 def klines_start_date() -> date:
