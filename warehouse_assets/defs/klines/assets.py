@@ -5,6 +5,7 @@ from contextlib import AsyncExitStack
 
 import dagster as dg
 
+from warehouse_assets.defs.freshness import NIGHTLY_FRESHNESS
 from warehouse_assets.defs.klines.checks import CHECK_SPECS, check_results, describe_minute_ranges
 from warehouse_assets.defs.partitions import (
     BACKFILL_POLICY,
@@ -45,6 +46,7 @@ def _partition_metadata(result: DayResult) -> dict[str, object]:
     owners=["team:market-data"],
     group_name="binance",
     check_specs=CHECK_SPECS,
+    freshness_policy=NIGHTLY_FRESHNESS,
     description=(
         "Binance spot 1-minute klines (OHLCV, trade count, taker volumes) for each UTC day and registered "
         "symbol: whole days from the sha256-verified data.binance.vision archive where published, REST "

@@ -22,12 +22,14 @@ CHECK_SPECS = [
     dg.AssetCheckSpec(
         OHLC,
         asset=["binance", "klines_1m"],
-        description="low <= open, close <= high; volumes >= 0; minute-aligned open and close times.",
+        blocking=True,
+        description="low <= open, close <= high; volumes >= 0; minute-aligned open and close times. Blocking: a failure stops the aggregates downstream.",
     ),
     dg.AssetCheckSpec(
         DUPLICATES,
         asset=["binance", "klines_1m"],
-        description="Exactly one row per minute in a plain SELECT (no FINAL).",
+        blocking=True,
+        description="Exactly one row per minute in a plain SELECT (no FINAL). Blocking.",
     ),
     dg.AssetCheckSpec(
         COMPLETE,
