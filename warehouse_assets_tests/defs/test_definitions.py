@@ -25,7 +25,13 @@ def test_definitions_load_with_the_klines_asset_checks_and_sensor() -> None:
         "ohlc_invariants",
         "no_duplicate_minutes",
         "complete_days",
+        "schema",
+        "fresh",
     }
+    blocking = {
+        k.name for k in graph.asset_check_keys if k.asset_key == KLINES and graph.get_check_spec(k).blocking
+    }
+    assert blocking == {"ohlc_invariants", "no_duplicate_minutes", "schema"}  # they stop the aggregates
     assets_def = defs.resolve_assets_def(KLINES)
     assert {op.pool for op in assets_def.node_def.iterate_op_defs()} == {"binance_api"}
     assert {s.name for s in defs.sensors or []} >= {"register_binance_symbols"}
@@ -49,6 +55,25 @@ def test_trades_and_candles_share_the_partitions_and_candles_descend_from_trades
     assets_def = defs.resolve_assets_def(trades)
     assert assets_def.can_subset and assets_def.keys == {trades, candles}
     assert {op.pool for op in assets_def.node_def.iterate_op_defs()} == {"binance_api"}
+
+
+def test_aggregates_descend_from_klines_and_follow_backfilled_days() -> None:
+    graph = load_defs().resolve_asset_graph()
+    hourly, daily = dg.AssetKey(["binance", "ohlcv_1h"]), dg.AssetKey(["binance", "ohlcv_1d"])
+    assert graph.get(hourly).parent_keys == {KLINES} and graph.get(daily).parent_keys == {hourly}
+    for key in (KLINES, hourly, daily):
+        node = graph.get(key)
+        assert node.partitions_def == BINANCE_DAILY_BY_SYMBOL
+        assert isinstance(node.freshness_policy, dg.FreshnessPolicy)
+    condition = graph.get(hourly).automation_condition
+    assert "InLatestTimeWindowCondition" in str(dg.AutomationCondition.eager())
+    assert condition is not None and "InLatestTimeWindowCondition" not in str(
+        condition
+    )  # backfills propagate
+    assert {k.name for k in graph.asset_check_keys if k.asset_key in (hourly, daily)} == {
+        "hours_match_minutes",
+        "days_match_hours",
+    }
 
 
 def test_partitions_are_utc_days_from_the_start_date_by_registered_symbol() -> None:
