@@ -14,6 +14,7 @@ import uvicorn
 
 from warehouse_assets.simulator.app import build_app
 from warehouse_assets.simulator.config import parse_args
+from warehouse_assets.simulator.ws_protocol import SimWebSocketProtocol
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,6 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             server_header=False,
             lifespan="off",
             timeout_graceful_shutdown=2,
+            ws=SimWebSocketProtocol,  # frame-level access for the streams (ws_protocol.py)
+            ws_per_message_deflate=False,
+            ws_ping_interval=None,  # the stream sessions ping on their own schedule
+            ws_ping_timeout=None,
         )
     )
     print(f"simulator listening on http://{shown}:{port}", flush=True)

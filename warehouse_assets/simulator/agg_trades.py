@@ -13,7 +13,6 @@ whose prices and quantities are served as the exact strings of the file.
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -23,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from warehouse_assets.simulator import clock
 from warehouse_assets.simulator.archive import find_published, read_lines
 from warehouse_assets.simulator.gate import binance_endpoint, json_response
 from warehouse_assets.simulator.klines import to_micros
@@ -252,7 +252,7 @@ def route(state: SimulatorState, generator: TradeGenerator | None) -> Route:
             return json_response(bad.body, bad.status)
         if query.start_us is not None and query.end_us is not None and query.start_us > query.end_us:
             return json_response([])
-        rows = select(chunks, query, int(time.time() * 1_000_000))
+        rows = select(chunks, query, clock.now_us())
         return Response("[" + ",".join(rows) + "]", media_type="application/json")
 
     return Route("/api/v3/aggTrades", binance_endpoint(state, agg_trades, WEIGHT), methods=ALL_METHODS)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-import time
 import zipfile
 from collections import OrderedDict
 from datetime import date, timedelta
@@ -29,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from warehouse_assets.simulator import clock
 from warehouse_assets.simulator.archive import PublishedFile, find_published
 from warehouse_assets.simulator.protocol import DAY_MS, MINUTE_MS
 from warehouse_assets.simulator.state import SimulatorState
@@ -167,7 +167,7 @@ class ArchivePublisher:
             return None
         epoch_day = (day - date(1970, 1, 1)).days
         published_ms = epoch_day * DAY_MS + self.state.config.archive_delay_hours * 3_600_000
-        if epoch_day * DAY_MS < source.market.listing_ms(symbol) or published_ms > time.time() * 1000:
+        if epoch_day * DAY_MS < source.market.listing_ms(symbol) or published_ms > clock.now_ms():
             return None
         micro = day >= MICROS_FROM
         if kind == "aggTrades":

@@ -3,8 +3,10 @@
 GET /_sim/faults    -> the current faults JSON
 PUT /_sim/faults    -> replace the faults (absent fields take their defaults); answers the new faults
 POST /_sim/reset    -> clear faults (back to the start-up ones), weight counters, bans and statistics
-GET /_sim/stats     -> {"requests", "by_path", "weight_by_window", "status_counts"}
-Control calls cost no weight and are never faulted.
+                       (WebSocket settings, faults and counters and the clock offset too)
+GET /_sim/stats     -> {"requests", "by_path", "weight_by_window", "status_counts", "ws"}
+Control calls cost no weight and are never faulted. The WebSocket controls (/_sim/ws*, /_sim/clock)
+live in ws.py.
 """
 
 from __future__ import annotations
@@ -37,7 +39,10 @@ def routes(state: SimulatorState) -> list[BaseRoute]:
         return json_response({"reset": True})
 
     async def stats(request: Request) -> Response:
-        return json_response(state.stats.to_json())
+        body = state.stats.to_json()
+        if state.ws is not None:
+            body["ws"] = state.ws.stats_json()
+        return json_response(body)
 
     return [
         Route("/_sim/faults", faults, methods=["GET", "PUT"]),

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import json
 import re
-import time
 
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from warehouse_assets.simulator import clock
 from warehouse_assets.simulator.gate import Handler, binance_endpoint, json_response
 from warehouse_assets.simulator.klines import KlineQuery, to_micros
 from warehouse_assets.simulator.protocol import (
@@ -112,7 +112,7 @@ def routes(state: SimulatorState) -> list[BaseRoute]:
             scale = 1000 if wants_micros(request) else 1
         except BadRequest as bad:
             return json_response(bad.body, bad.status)
-        return json_response({"serverTime": int(time.time() * 1000) * scale})
+        return json_response({"serverTime": clock.now_ms() * scale})
 
     async def exchange_info(request: Request) -> Response:
         try:
@@ -124,7 +124,7 @@ def routes(state: SimulatorState) -> list[BaseRoute]:
         interval, num = rate_limit_interval(state.config.window_seconds)
         body = {
             "timezone": "UTC",
-            "serverTime": int(time.time() * 1000) * scale,
+            "serverTime": clock.now_ms() * scale,
             "rateLimits": [
                 {"rateLimitType": "REQUEST_WEIGHT", "interval": interval, "intervalNum": num,
                  "limit": state.config.weight_limit},
@@ -149,7 +149,7 @@ def routes(state: SimulatorState) -> list[BaseRoute]:
         if query.start_us is not None and query.end_us is not None and query.start_us > query.end_us:
             return json_response([])
         missing = state.faults.missing(query.symbol)
-        opens, rows = state.source.klines(query, missing, int(time.time() * 1000))
+        opens, rows = state.source.klines(query, missing, clock.now_ms())
         overrides = state.faults.overrides(query.symbol)
         if overrides:
             rows = [overrides.get(open_ms, row) for open_ms, row in zip(opens, rows, strict=True)]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from warehouse_assets.simulator import clock
 from warehouse_assets.simulator.archive import ArchiveSource
 from warehouse_assets.simulator.config import SimulatorConfig
 from warehouse_assets.simulator.faults import Faults, FaultState
@@ -15,6 +17,9 @@ from warehouse_assets.simulator.symbols import spec_for
 from warehouse_assets.simulator.synthetic import SyntheticSource
 from warehouse_assets.simulator.weights import WeightLimiter
 
+if TYPE_CHECKING:
+    from warehouse_assets.simulator.ws import WsHub
+
 
 @dataclass
 class SimulatorState:
@@ -25,16 +30,26 @@ class SimulatorState:
     limiter: WeightLimiter
     faults: FaultState
     stats: Stats
+    ws: WsHub | None = None  # the WebSocket stream endpoint, set by app.build_app
 
     @property
     def weight_header(self) -> str:
         return used_weight_header(self.config.window_seconds)
 
     def reset(self) -> None:
-        """Clear faults (back to the start-up ones), weight counters, bans and statistics."""
+        """Clear faults (back to the start-up ones), weight counters, bans and statistics.
+
+        The WebSocket settings, faults and counters and the clock offset go back to the start-up ones too.
+        """
         self.faults.reset()
         self.limiter.reset()
         self.stats = Stats()
+        clock_moved = clock.offset_ms() != self.config.clock_offset_ms
+        clock.set_offset_ms(self.config.clock_offset_ms)
+        if self.ws is not None:
+            self.ws.reset()
+            if clock_moved:
+                self.ws.restart_feeds()
 
 
 def build_state(config: SimulatorConfig) -> SimulatorState:
