@@ -232,3 +232,79 @@ class ArchiveUnavailableError(ArchiveError):
 
 def _rebuild(cls: type[Exception], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Exception:
     return cls(*args, **kwargs)
+
+
+class SpoolError(WarehouseError):
+    """The stream spool (the on-disk buffer between the WebSocket ingester and the flusher) cannot go on."""
+
+
+def _size_text(n: int) -> str:
+    return f"{n} bytes ({n / 2**20:.1f} MiB)"
+
+
+class SpoolFullError(SpoolError):
+    """An append would take the spool past its size cap; the batch was not written (not received)."""
+
+    def __init__(
+        self,
+        directory: str,
+        *,
+        max_bytes: int,
+        size_bytes: int,
+        batch_bytes: int,
+        setting: str = "STREAM_SPOOL_MAX_BYTES",
+    ) -> None:
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self.size_bytes = size_bytes
+        self.batch_bytes = batch_bytes
+        self.setting = setting
+        super().__init__(
+            f"stream spool {directory} is full: {_size_text(size_bytes)} on disk plus a batch of "
+            f"{_size_text(batch_bytes)} would pass the cap of {_size_text(max_bytes)}; the flusher is not "
+            "draining it, so the warehouse is probably down or locked; fix the warehouse (the spool drains "
+            f"once flushes succeed) or raise the cap ({setting})"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        kwargs = {
+            "max_bytes": self.max_bytes,
+            "size_bytes": self.size_bytes,
+            "batch_bytes": self.batch_bytes,
+            "setting": self.setting,
+        }
+        return (_rebuild, (type(self), (self.directory,), kwargs))
+
+
+class SpoolLockedError(SpoolError):
+    """Another process (or another Spool object) already writes to this spool directory."""
+
+    def __init__(self, directory: str, *, holder_pid: int | None) -> None:
+        self.directory = directory
+        self.holder_pid = holder_pid
+        holder = (
+            f"process {holder_pid}" if holder_pid is not None else "another process (pid not yet written)"
+        )
+        super().__init__(
+            f"stream spool {directory} is in use by {holder}, which holds the lock on {directory}/lock; "
+            "a spool has one writer process: stop that process, or give this one its own spool directory"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), (self.directory,), {"holder_pid": self.holder_pid}))
+
+
+class SpoolCorruptError(SpoolError):
+    """Spool data that was acknowledged as durable fails its checks; nothing from it was returned."""
+
+    def __init__(self, path: str, offset: int, reason: str) -> None:
+        self.path = path
+        self.offset = offset
+        self.reason = reason
+        super().__init__(
+            f"stream spool file {path} is corrupt at byte {offset}: {reason}; acknowledged messages may be "
+            "lost; stop the ingester, move the spool directory aside for inspection and start with an empty one"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), (self.path, self.offset, self.reason), {}))
