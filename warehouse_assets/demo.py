@@ -45,6 +45,7 @@ def run_demo(*, ui_port: int, simulator_port: int) -> int:
     env.setdefault("WAREHOUSE_SYMBOLS", DEMO_SYMBOLS)
     env.update({"BINANCE_API_URL": api_url, "BINANCE_ARCHIVE_URL": api_url, "DAGSTER_HOME": str(home)})
     env.setdefault("WAREHOUSE_URL", settings.DEFAULTS["WAREHOUSE_URL"])
+    env.setdefault("WAREHOUSE_SCHEDULES", "true")  # the nightly schedules start running
     print(f"exchange simulator: {api_url} (synthetic Binance spot market)")
     try:
         subprocess.run([sys.executable, "-m", "warehouse_assets", "migrate"], env=env, check=True)
@@ -52,6 +53,8 @@ def run_demo(*, ui_port: int, simulator_port: int) -> int:
         print(
             f"\n  Dagster UI: http://127.0.0.1:{ui_port}\n"
             "  Assets > binance/klines_1m > Materialize... > pick dates and symbols > Launch backfill.\n"
+            "  The aggregates (binance/ohlcv_1h, ohlcv_1d) follow by themselves (aggregates_automation sensor);\n"
+            "  the nightly schedules (Automation tab) load yesterday at 00:10 UTC.\n"
             "  Then binance/agg_trades with binance/candles_1m: trades, candles, and checks against klines.\n"
             f"  Warehouse: {env['WAREHOUSE_URL']} (stop the demo to query it from another process)\n"
         )

@@ -39,6 +39,13 @@ query Backfill($id: String!) {
     ... on PartitionBackfill { status numPartitions runs(limit: 50) { runId status tags { key value } } }
   }
 }"""
+MATERIALIZATIONS = """
+query Mats($path: [String!]!) {
+  assetOrError(assetKey: {path: $path}) {
+    __typename
+    ... on Asset { assetMaterializations(limit: 50) { partition runId } }
+  }
+}"""
 ADD_PARTITION = """
 mutation Add($repo: RepositorySelector!, $name: String!, $key: String!) {
   addDynamicPartition(repositorySelector: $repo, partitionsDefName: $name, partitionKey: $key) { __typename }
@@ -145,8 +152,21 @@ def test_backfill_launched_like_the_ui_fills_the_warehouse(ui: tuple[Ui, str]) -
     assert len(runs) == 1, "three days of one symbol must be one run (single-run backfill policy)"
     assert runs[0]["status"] == "SUCCESS"
 
+    # Nobody launches the aggregates: the aggregates_automation sensor (run by the daemon) requests them for
+    # the backfilled days, and the daily aggregates of all three days appear.
+    deadline = time.monotonic() + 240
+    while True:
+        asset = client.gql(MATERIALIZATIONS, path=["binance", "ohlcv_1d"])["assetOrError"]
+        done = {m["partition"] for m in asset.get("assetMaterializations", [])}
+        if set(partitions) <= done:
+            break
+        assert time.monotonic() < deadline, f"aggregates of the backfilled days not built after 240 s: {done}"
+        time.sleep(3)
+
     with Warehouse(warehouse_url, lock_timeout=60).session() as wh:
         count, days = wh.query(
             "SELECT count(), uniqExact(toDate(open_time)) FROM market.klines_1m"
         ).result_rows[0]
+        daily = wh.query("SELECT count(), sum(minutes) FROM market.ohlcv_1d").result_rows[0]
     assert (count, days) == (4320, 3)
+    assert daily == (3, 4320)
