@@ -6,9 +6,11 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
-from warehouse_assets.lib import aggregates_store, klines_store
+from warehouse_assets.lib import aggregates_store, klines_store, schemas
 from warehouse_assets.lib.binance.archive_format import read_klines
 from warehouse_assets.lib.warehouse import Warehouse
 from warehouse_assets_tests.conftest import SPOT_ARCHIVE, sql
@@ -99,3 +101,19 @@ def test_bad_klines_build_nothing(loaded: Warehouse) -> None:
     assert "2020-01-01 10:00:00" in info.value.report.markdown()
     with loaded.session() as client:
         assert client.query(sql(loaded, "SELECT count() FROM ${database}.ohlcv_1h")).result_rows == [(0,)]
+
+
+def test_built_aggregates_satisfy_their_models(loaded: Warehouse) -> None:
+    rebuild(loaded)
+    with loaded.session() as client:
+        hours = client.query_arrow(sql(loaded, "SELECT * FROM ${database}.ohlcv_1h ORDER BY open_time"))
+        days = client.query_arrow(sql(loaded, "SELECT * FROM ${database}.ohlcv_1d"))
+    assert schemas.validate(schemas.Ohlcv1h, hours).passed and hours.num_rows == 24
+    assert schemas.validate(schemas.Ohlcv1d, days).passed and days.num_rows == 1
+    shifted = hours.set_column(
+        hours.schema.get_field_index("open_time"),
+        "open_time",
+        pc.add(hours.column("open_time").cast(pa.int64()), 60_000).cast(hours.schema.field("open_time").type),
+    )
+    report = schemas.validate(schemas.Ohlcv1h, shifted)
+    assert report.failing_rows == 24 and report.failure_cases["check"].str.contains("on an hour").all()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from warehouse_assets.lib import trades_store
+from warehouse_assets.lib import schemas, trades_store
 from warehouse_assets.lib.warehouse import Warehouse
 from warehouse_assets_tests.conftest import SHARED_DATA, sql
 
@@ -223,6 +223,9 @@ def test_candles_from_trades_equal_an_independent_pandas_computation(warehouse: 
     load(warehouse, SPOT_5000, "BTCUSDT", DAY_2026_01_01)
     build = rebuild(warehouse)
     assert build.built == 13
+    with warehouse.session() as client:
+        rows = client.query_arrow(sql(warehouse, "SELECT * FROM ${database}.candles_1m"))
+    assert schemas.validate(schemas.Candles1m, rows).passed
     got = stored_candles(warehouse)
     for column in expected.columns:
         assert got[column].tolist() == expected[column].tolist(), column
