@@ -1,7 +1,8 @@
 """Run the simulator as a subprocess for tests and benchmarks: `with run_simulator() as sim: ...`.
 
 The child is `python -m warehouse_assets.simulator --port 0 ...`; its port is read from the one
-line it prints. The handle talks to the control API (/_sim/*) with httpx.
+line it prints. The handle talks to the control API (/_sim/*) with httpx, and gives the WebSocket
+stream URLs (`sim.ws_url("/stream?streams=btcusdt@aggTrade")`) and their controls (ws.py).
 """
 
 from __future__ import annotations
@@ -56,8 +57,43 @@ class SimulatorHandle:
         self._control("POST", "/_sim/reset")
 
     def stats(self) -> dict[str, Any]:
-        """{"requests", "by_path", "weight_by_window", "status_counts"} since start or the last reset."""
+        """{"requests", "by_path", "weight_by_window", "status_counts", "ws"} since start or the last reset."""
         result: dict[str, Any] = self._control("GET", "/_sim/stats")
+        return result
+
+    def ws_url(self, path: str) -> str:
+        """The WebSocket URL of a stream path: ws_url("/ws/btcusdt@aggTrade"), ws_url("/stream?streams=a/b")."""
+        return "ws" + self.base_url.removeprefix("http") + path
+
+    def ws_stats(self) -> dict[str, Any]:
+        """The WebSocket counters: messages_sent per stream, skipped_ids, repeated_ids, malformed, closed, ..."""
+        result: dict[str, Any] = self.stats()["ws"]
+        return result
+
+    def ws_state(self) -> dict[str, Any]:
+        """{"settings", "faults", "connections", "replay"} of the stream endpoint."""
+        result: dict[str, Any] = self._control("GET", "/_sim/ws")
+        return result
+
+    def ws_settings(self, **settings: float) -> dict[str, Any]:
+        """Change agg_trade_rate, ping_interval, pong_timeout, lifetime_seconds or shutdown_notice_seconds."""
+        result: dict[str, Any] = self._control("POST", "/_sim/ws", json=settings)["settings"]
+        return result
+
+    def ws_faults(self, **faults: Any) -> dict[str, Any]:
+        """Apply WebSocket faults: drop=True, stall={"seconds", "answer_pings"}, skip/repeat/malformed={stream: n}."""
+        result: dict[str, Any] = self._control("POST", "/_sim/ws/faults", json=faults)
+        return result
+
+    def ws_shutdown(self, close_after_seconds: float | None = None) -> list[int]:
+        """Send serverShutdown to every connection (closing them after close_after_seconds); their ids."""
+        body = {"close_after_seconds": close_after_seconds}
+        result: list[int] = self._control("POST", "/_sim/ws/shutdown", json=body)["sent_to"]
+        return result
+
+    def set_clock_offset(self, offset_ms: int) -> int:
+        """Run the market clock offset_ms ahead of the wall clock; returns the simulated now (ms)."""
+        result: int = self._control("POST", "/_sim/clock", json={"offset_ms": offset_ms})["now_ms"]
         return result
 
 
@@ -77,9 +113,20 @@ def run_simulator(
     window_seconds: int = 60,
     ban_base_seconds: int = 120,
     trades_per_day: int | None = None,
+    clock_offset_ms: int | None = None,
+    ws_ping_interval: float | None = None,
+    ws_pong_timeout: float | None = None,
+    ws_lifetime_seconds: float | None = None,
+    ws_shutdown_notice_seconds: float | None = None,
+    ws_agg_trade_rate: float | None = None,
+    replay: Sequence[str | Path] = (),
+    replay_speed: float | None = None,
     extra_args: Sequence[str] = (),
 ) -> Iterator[SimulatorHandle]:
-    """Start a simulator subprocess on a free loopback port; terminate it (then kill) on exit."""
+    """Start a simulator subprocess on a free loopback port; terminate it (then kill) on exit.
+
+    Options left at None take the simulator's defaults (see `python -m warehouse_assets.simulator --help`).
+    """
     command = [sys.executable, "-m", "warehouse_assets.simulator", "--port", "0", "--seed", str(seed),
                "--weight-limit", str(weight_limit), "--window-seconds", str(window_seconds),
                "--ban-base-seconds", str(ban_base_seconds)]  # fmt: skip
@@ -87,8 +134,20 @@ def run_simulator(
         command += ["--archive-dir", str(archive_dir)]
     if symbols:
         command += ["--symbols", ",".join(symbols)]
-    if trades_per_day is not None:
-        command += ["--trades-per-day", str(trades_per_day)]
+    options = {
+        "--trades-per-day": trades_per_day,
+        "--clock-offset-ms": clock_offset_ms,
+        "--ws-ping-interval": ws_ping_interval,
+        "--ws-pong-timeout": ws_pong_timeout,
+        "--ws-lifetime-seconds": ws_lifetime_seconds,
+        "--ws-shutdown-notice-seconds": ws_shutdown_notice_seconds,
+        "--ws-agg-trade-rate": ws_agg_trade_rate,
+        "--replay": ",".join(str(p) for p in replay) or None,
+        "--replay-speed": replay_speed,
+    }
+    for flag, value in options.items():
+        if value is not None:
+            command += [flag, str(value)]
     command += list(extra_args)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
