@@ -6,7 +6,9 @@ Routes (same port as REST; web-socket-streams.md):
   /stream?streams=a/b/c     combined streams: {"stream":"<name>","data":<payload>}; /stream alone: none yet
   &timeUnit=MICROSECOND     (or microsecond) times in us; MILLISECOND or absent: ms
 Refused at the handshake with HTTP 400 and {"code":2,"msg":...} (a simulator choice; Binance does
-not document it): an invalid stream name, more than 1024 streams, another timeUnit. A valid name
+not document it): an invalid stream name, more than 1024 streams, another timeUnit. A request
+line over 8 KiB (about 450 stream names) gets HTTP 414 (Binance also limits URL length): name many
+streams with SUBSCRIBE. A valid name
 of an unknown symbol, or a kind the simulator does not produce (depth, bookTicker, tickers, other
 kline intervals), is accepted and stays silent. Data: ws_feed.py (live synthetic aggTrade, trade,
 kline_1m; nothing with --archive-dir) or ws_replay.py (--replay). Connections: ws_session.py.

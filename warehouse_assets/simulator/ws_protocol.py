@@ -4,7 +4,8 @@ ASGI has no ping frames, no abortive close and one message per send; the Binance
 needs all three. `SimWebSocketProtocol` subclasses uvicorn's websockets-sansio protocol and puts a
 `FrameLink` into scope["extensions"]["simulator.ws"]["link"]: it writes pre-framed text messages
 in one transport write, sends pings, closes with a code, aborts the TCP connection without a close
-frame, and reports every incoming text/binary message, ping and pong to a listener before uvicorn
+frame, answers handshakes websockets refuses (HTTP 414 for a request line over 8 KiB, where
+uvicorn would leave the client waiting), and reports every incoming text/binary message, ping and pong to a listener before uvicorn
 handles it (the listener may refuse it, e.g. after closing for the message rate). permessage-deflate
 is never negotiated (compressing each message would cost more than the rest of its path), and
 uvicorn's own keepalive is off: the session (ws_session.py) pings on its own schedule.
@@ -53,6 +54,14 @@ class SimWebSocketProtocol(WebSocketsSansIOProtocol):
         scope = getattr(self, "scope", None)
         if scope is not None:
             scope["extensions"][EXTENSION] = {"link": FrameLink(self)}
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if not self.handshake_initiated and self.conn.handshake_exc is not None:
+            # websockets refused the request (e.g. 414 for a request line over 8 KiB, about 450
+            # streams in a URL) and queued its answer, which uvicorn would never send
+            self.transport.write(b"".join(self.conn.data_to_send()))
+            self.transport.close()
 
     def start_keepalive(self) -> None:
         """Off: the session pings (see ws_session.py)."""
