@@ -1,0 +1,13 @@
+-- What a flush held: per kind and symbol, messages, refused ones, the trade-time span (µs) for the candles
+-- to rebuild and the lag, and the newest event time.
+SELECT
+    kind,
+    symbol,
+    count()                                                   AS messages,
+    countIf(reason != '')                                     AS refused,
+    toUnixTimestamp64Micro(minIf(ts, kind = 'agg_trade' AND reason = '')) AS first_ts_us,
+    toUnixTimestamp64Micro(maxIf(ts, kind = 'agg_trade' AND reason = '')) AS last_ts_us,
+    countIf(kind = 'kline' AND reason = '' AND closed)        AS closed_klines
+FROM ${database}.${parsed}
+GROUP BY kind, symbol
+ORDER BY kind, symbol
