@@ -29,7 +29,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from warehouse_assets.lib.binance.archive_format import agg_trades_layout
 from warehouse_assets.lib.klines_store import next_version_ms
 from warehouse_assets.lib.records import AGG_TRADE_SCHEMA, DAY_MS, MINUTE_MS
-from warehouse_assets.lib.warehouse.sql import delete_counted, load_sql, rebuild_finish
+from warehouse_assets.lib.warehouse.sql import delete_counted, load_sql, query_count, rebuild_finish
 from warehouse_assets.lib.zip_gzip import zip_member_as_gzip
 
 TABLE = "trades"
@@ -223,6 +223,29 @@ def replace_window_from_table(
             )
             client.insert_arrow(f"{database}.{stage}", rows)
         return _commit(client, database, stage, params, version_ms, expected_ids)
+
+
+def insert_missing(client: Client, database: str, *, table: pa.Table, source: str) -> int:
+    """Insert the trades of `table` that `trades` does not hold yet (gap repair); return how many.
+
+    Unlike a day replace, nothing is deleted: rows from other sources (the stream) stay as they are.
+    """
+    if table.schema != AGG_TRADE_SCHEMA:
+        raise ValueError(f"trades must have records.AGG_TRADE_SCHEMA, got {table.schema}")
+    if not table.num_rows:
+        return 0
+    version_ms = next_version_ms()
+    n = table.num_rows
+    rows = table.append_column("source", pa.array([source] * n, pa.string())).append_column(
+        "ingested_at", pa.array([version_ms] * n, pa.int64()).cast(pa.timestamp("ms", tz="UTC"))
+    )
+    with _stage(client, database) as stage:
+        client.insert_arrow(f"{database}.{stage}", rows)
+        before = query_count(client, "trades/count_all.sql", database, {})
+        client.command(
+            load_sql("trades/insert_missing_from_stage.sql").render(database=database, stage=stage)
+        )
+        return query_count(client, "trades/count_all.sql", database, {}) - before
 
 
 @contextmanager
