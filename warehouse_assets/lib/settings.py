@@ -14,11 +14,13 @@ DEFAULTS = {
     "WAREHOUSE_URL": "chdb://.data/warehouse",
     "WAREHOUSE_LOCK_TIMEOUT": "120",
     "BINANCE_API_URL": "https://api.binance.com",
+    "BINANCE_WS_URL": "wss://stream.binance.com:9443",
     "WAREHOUSE_SYMBOLS": "",
     "KLINES_START_DATE": "2017-08-17",
     "KLINES_ARCHIVE": "true",
     "KLINES_FRESHNESS_HOURS": "36",
     "WAREHOUSE_SCHEDULES": "false",
+    "STREAM_REPAIR_WINDOW_HOURS": "48",
 }
 
 
@@ -40,6 +42,11 @@ def warehouse_lock_timeout() -> float:
 
 def binance_api_url() -> str:
     return env("BINANCE_API_URL").rstrip("/")
+
+
+def binance_ws_url() -> str:
+    """BINANCE_WS_URL: the market-stream host (the client appends /stream?streams=...)."""
+    return env("BINANCE_WS_URL").rstrip("/")
 
 
 def configured_symbols() -> list[str]:
@@ -80,6 +87,18 @@ def klines_freshness_hours() -> float:
         hours = -1.0
     if hours <= 0:
         raise ValueError(f"KLINES_FRESHNESS_HOURS={raw!r} must be a positive number of hours, like 36")
+    return hours
+
+
+def stream_repair_window_hours() -> float:
+    """STREAM_REPAIR_WINDOW_HOURS: how far back the gap-repair sensor looks for holes (default 48)."""
+    raw = env("STREAM_REPAIR_WINDOW_HOURS")
+    try:
+        hours = float(raw)
+    except ValueError:
+        hours = -1.0
+    if not 0 < hours <= 24 * 30:
+        raise ValueError(f"STREAM_REPAIR_WINDOW_HOURS={raw!r} must be a number of hours in (0, 720], like 48")
     return hours
 
 
