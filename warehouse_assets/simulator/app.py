@@ -12,7 +12,7 @@ import numpy as np
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
-from warehouse_assets.simulator import agg_trades, archive_http, clock, control, rest, ws
+from warehouse_assets.simulator import agg_trades, archive_http, clock, control, rest, ws, ws_control
 from warehouse_assets.simulator.config import SimulatorConfig
 from warehouse_assets.simulator.market import N_COLUMNS
 from warehouse_assets.simulator.state import SimulatorState, build_state
@@ -36,7 +36,7 @@ def build_app(config: SimulatorConfig, state: SimulatorState | None = None) -> S
     state.ws = ws.WsHub(config, market, capture)
     routes: list[BaseRoute] = [
         *control.routes(state),
-        *ws.control_routes(state.ws),
+        *ws_control.routes(state.ws),
         *ws.routes(state.ws),
         *rest.routes(state),
         agg_trades.route(state, trades),

@@ -4,7 +4,8 @@ GET /_sim/faults    -> the current faults JSON
 PUT /_sim/faults    -> replace the faults (absent fields take their defaults); answers the new faults
 POST /_sim/reset    -> clear faults (back to the start-up ones), weight counters, bans and statistics
                        (WebSocket settings, faults and counters and the clock offset too)
-GET /_sim/stats     -> {"requests", "by_path", "weight_by_window", "status_counts", "ws"}
+GET /_sim/stats     -> {"requests", "by_path", "weight_by_window", "status_counts"}, plus "ws" (the
+                       GET /_sim/ws/stats counters) once a stream connection was opened since the reset
 Control calls cost no weight and are never faulted. The WebSocket controls (/_sim/ws*, /_sim/clock)
 live in ws.py.
 """
@@ -40,7 +41,7 @@ def routes(state: SimulatorState) -> list[BaseRoute]:
 
     async def stats(request: Request) -> Response:
         body = state.stats.to_json()
-        if state.ws is not None:
+        if state.ws is not None and state.ws.active:  # the REST-only shape stays as it was
             body["ws"] = state.ws.stats_json()
         return json_response(body)
 

@@ -57,7 +57,10 @@ class SimulatorHandle:
         self._control("POST", "/_sim/reset")
 
     def stats(self) -> dict[str, Any]:
-        """{"requests", "by_path", "weight_by_window", "status_counts", "ws"} since start or the last reset."""
+        """{"requests", "by_path", "weight_by_window", "status_counts"} since start or the last reset.
+
+        "ws" (the ws_stats() counters) is added once a stream connection was opened since the reset.
+        """
         result: dict[str, Any] = self._control("GET", "/_sim/stats")
         return result
 
@@ -67,7 +70,7 @@ class SimulatorHandle:
 
     def ws_stats(self) -> dict[str, Any]:
         """The WebSocket counters: messages_sent per stream, skipped_ids, repeated_ids, malformed, closed, ..."""
-        result: dict[str, Any] = self.stats()["ws"]
+        result: dict[str, Any] = self._control("GET", "/_sim/ws/stats")
         return result
 
     def ws_state(self) -> dict[str, Any]:

@@ -13,80 +13,29 @@ of an unknown symbol, or a kind the simulator does not produce (depth, bookTicke
 kline intervals), is accepted and stays silent. Data: ws_feed.py (live synthetic aggTrade, trade,
 kline_1m; nothing with --archive-dir) or ws_replay.py (--replay). Connections: ws_session.py.
 
-Control API (not Binance; no weight, never faulted):
-  GET  /_sim/ws          {"settings", "faults", "connections", "replay"}
-  POST /_sim/ws          change settings: agg_trade_rate (0 = natural), ping_interval,
-                         pong_timeout, lifetime_seconds, shutdown_notice_seconds (seconds; a
-                         lifetime applies to connections opened afterwards)
-  POST /_sim/ws/faults   {"drop": true | {"stream": name}}  abort those connections (no close frame)
-                         {"stall": {"seconds": S (absent/0 = until cleared), "answer_pings": bool
-                           (default true), "stream": name (optional)} | false}  stop writing
-                           stream messages to the connections open now; answer_pings false makes
-                           them silent: no pongs, pings, replies or events either
-                         {"skip"|"repeat"|"malformed": {stream: N}}  see ws_faults.py
-  POST /_sim/ws/shutdown {"close_after_seconds": S | null}  serverShutdown to every connection,
-                         then close 1001 "Server shutdown" after S s (null: stay open)
-  GET/POST /_sim/clock   {"offset_ms": N}  the market clock's offset (clock.py); live feeds restart
-POST /_sim/reset also resets these settings, faults (stalls end), the clock offset and the ws stats;
-GET /_sim/stats carries them under "ws".
+Control API: ws_control.py (/_sim/ws, /_sim/ws/faults, /_sim/ws/shutdown, /_sim/clock).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import math
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, replace
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from warehouse_assets.simulator import clock
 from warehouse_assets.simulator.config import SimulatorConfig
-from warehouse_assets.simulator.gate import json_response
 from warehouse_assets.simulator.market import SyntheticMarket
+from warehouse_assets.simulator.ws_control import startup_settings
 from warehouse_assets.simulator.ws_faults import SWITCHES, StreamFaults, WsFaultError, WsStats
 from warehouse_assets.simulator.ws_feed import SymbolFeed
 from warehouse_assets.simulator.ws_protocol import EXTENSION
 from warehouse_assets.simulator.ws_replay import Capture, Player
 from warehouse_assets.simulator.ws_session import Session
 from warehouse_assets.simulator.ws_wire import LIVE_KINDS, MAX_STREAMS, Chunk, split_stream, valid_stream
-
-
-@dataclass
-class WsSettings:
-    """Run-time settings of the stream endpoint (seconds; agg_trade_rate in messages/s per symbol)."""
-
-    ping_interval: float = 20.0
-    pong_timeout: float = 60.0
-    lifetime_seconds: float = 86_400.0
-    shutdown_notice_seconds: float = 600.0
-    agg_trade_rate: float = 0.0
-
-    def updated(self, body: Any) -> WsSettings:
-        """A copy with the fields of a POST /_sim/ws body; raises ValueError naming a bad field."""
-        if not isinstance(body, dict):
-            raise ValueError('the body must be a JSON object like {"agg_trade_rate": 100000}')
-        names = {f.name for f in fields(self)}
-        unknown = sorted(set(body) - names)
-        if unknown:
-            raise ValueError(f"unknown setting(s) {unknown}; known: {sorted(names)}")
-        for name, value in body.items():
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-                raise ValueError(f"{name} must be a number, got {value!r}")
-            least = 0.0 if name in ("agg_trade_rate", "shutdown_notice_seconds") else 0.001
-            if value < least:
-                raise ValueError(f"{name} must be at least {least}, got {value!r}")
-        return replace(self, **{k: float(v) for k, v in body.items()})
-
-
-def startup_settings(config: SimulatorConfig) -> WsSettings:
-    return WsSettings(config.ws_ping_interval, config.ws_pong_timeout, config.ws_lifetime_seconds,
-                      config.ws_shutdown_notice_seconds, config.ws_agg_trade_rate)  # fmt: skip
 
 
 class WsHub:
@@ -268,6 +217,11 @@ class WsHub:
             else {"speed": self.config.replay_speed, **self.capture.to_json()},
         }
 
+    @property
+    def active(self) -> bool:
+        """Any stream connection opened since start-up or the last reset."""
+        return self.stats.connections_opened > 0 or bool(self.sessions)
+
     def stats_json(self) -> dict[str, Any]:
         return self.stats.to_json(len(self.sessions))
 
@@ -324,59 +278,4 @@ def routes(hub: WsHub) -> list[BaseRoute]:
         WebSocketRoute("/ws", raw),
         WebSocketRoute("/ws/{streams:path}", raw),
         WebSocketRoute("/stream", combined),
-    ]
-
-
-def control_routes(hub: WsHub) -> list[BaseRoute]:
-    """/_sim/ws, /_sim/ws/faults, /_sim/ws/shutdown and /_sim/clock (see the module docstring)."""
-
-    async def body_of(request: Request) -> Any:
-        return json.loads(await request.body() or b"{}")
-
-    async def settings(request: Request) -> Response:
-        if request.method == "POST":
-            try:
-                hub.update_settings(await body_of(request))
-            except ValueError as exc:
-                return json_response({"error": f"bad settings for POST /_sim/ws: {exc}"}, 400)
-        return json_response(hub.to_json())
-
-    async def faults(request: Request) -> Response:
-        if request.method == "GET":
-            return json_response(hub.faults_json())
-        try:
-            return json_response(hub.apply_faults(await body_of(request)))
-        except ValueError as exc:
-            return json_response({"error": f"bad faults for POST /_sim/ws/faults: {exc}"}, 400)
-
-    async def shutdown(request: Request) -> Response:
-        try:
-            body = await body_of(request)
-            after = body.get("close_after_seconds") if isinstance(body, dict) else "?"
-            if after is not None and (
-                isinstance(after, bool) or not isinstance(after, int | float) or after < 0
-            ):
-                raise ValueError(f"close_after_seconds must be a non-negative number or null, got {after!r}")
-        except ValueError as exc:
-            return json_response({"error": f"bad body for POST /_sim/ws/shutdown: {exc}"}, 400)
-        return json_response({"sent_to": hub.server_shutdown(after)})
-
-    async def clock_offset(request: Request) -> Response:
-        if request.method == "POST":
-            try:
-                body = await body_of(request)
-                offset = body.get("offset_ms") if isinstance(body, dict) else None
-                if isinstance(offset, bool) or not isinstance(offset, int):
-                    raise ValueError(f'the body must be {{"offset_ms": <integer>}}, got {body!r}')
-            except ValueError as exc:
-                return json_response({"error": f"bad body for POST /_sim/clock: {exc}"}, 400)
-            clock.set_offset_ms(offset)
-            hub.restart_feeds()
-        return json_response({"offset_ms": clock.offset_ms(), "now_ms": clock.now_ms()})
-
-    return [
-        Route("/_sim/ws", settings, methods=["GET", "POST"]),
-        Route("/_sim/ws/faults", faults, methods=["GET", "POST"]),
-        Route("/_sim/ws/shutdown", shutdown, methods=["POST"]),
-        Route("/_sim/clock", clock_offset, methods=["GET", "POST"]),
     ]

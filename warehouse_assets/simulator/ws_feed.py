@@ -21,8 +21,8 @@ trades. REST and the archives do not hold them: they are for load, not for recon
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -30,10 +30,10 @@ import numpy as np
 from warehouse_assets.simulator import clock
 from warehouse_assets.simulator.market import OPEN, SyntheticMarket
 from warehouse_assets.simulator.trades import DAY_US, MINUTE_US, TradeDay, TradeGenerator
+from warehouse_assets.simulator.ws_kline import MinuteKline, next_push_us
+from warehouse_assets.simulator.ws_rate import RateState
 from warehouse_assets.simulator.ws_wire import (
     AGG_TRADE,
-    E8,
-    KLINE,
     TRADE,
     Chunk,
     decimal,
@@ -44,9 +44,8 @@ from warehouse_assets.simulator.ws_wire import (
 if TYPE_CHECKING:
     from warehouse_assets.simulator.ws_session import Session
 
-KLINE_PUSH_US = 2_000_000
+log = logging.getLogger(__name__)
 MAX_SLEEP_S = 0.5
-RATE_TEMPLATES = 4096
 PREFETCH_US = 60_000_000  # build the next day's trades in a worker thread this long before midnight
 
 
@@ -57,82 +56,6 @@ class FeedHost(Protocol):
     def agg_trade_rate(self) -> float: ...
 
     def publish(self, sessions: Iterable[Session], chunks: list[Chunk]) -> None: ...
-
-
-@dataclass
-class MinuteKline:
-    """The running 1m kline of a minute, amounts in 1e-8 units."""
-
-    open_us: int
-    open: int
-    high: int
-    low: int
-    close: int
-    volume: int = 0
-    quote: int = 0
-    taker_base: int = 0
-    taker_quote: int = 0
-    trades: int = 0
-    first_id: int = -1
-    last_id: int = -1
-
-    @classmethod
-    def flat(cls, open_us: int, price: int) -> MinuteKline:
-        return cls(open_us, price, price, price, price)
-
-    def add(self, prices: np.ndarray, qtys: np.ndarray, firsts: np.ndarray, lasts: np.ndarray,
-            maker: np.ndarray, tick: int, lot: int) -> None:  # fmt: skip
-        """Fold in aggregate trades (e8 arrays); price * qty is exact: ticks * lots * (tick * lot / 1e8)."""
-        if len(prices) == 0:
-            return
-        if self.first_id < 0:
-            self.open = self.high = self.low = int(prices[0])
-            self.first_id = int(firsts[0])
-        self.high = max(self.high, int(prices.max()))
-        self.low = min(self.low, int(prices.min()))
-        self.close = int(prices[-1])
-        self.last_id = int(lasts[-1])
-        scale = tick * lot // E8
-        amounts = (prices // tick) * (qtys // lot)
-        taker = ~maker
-        self.volume += int(qtys.sum())
-        self.quote += int(amounts.sum()) * scale
-        self.taker_base += int(qtys[taker].sum())
-        self.taker_quote += int(amounts[taker].sum()) * scale
-        self.trades += int((lasts - firsts + 1).sum())
-
-    def payload(self, symbol: str, event_us: int, closed: bool, micro: bool) -> str:
-        unit = 1 if micro else 1000
-        start = self.open_us // unit
-        return KLINE % (
-            event_us // unit, symbol, start, start + MINUTE_US // unit - 1, symbol, self.first_id,
-            self.last_id, decimal(self.open), decimal(self.close), decimal(self.high), decimal(self.low),
-            decimal(self.volume), self.trades, js_bool(closed), decimal(self.quote),
-            decimal(self.taker_base), decimal(self.taker_quote),
-        )  # fmt: skip
-
-
-@dataclass
-class RateState:
-    """Rate mode: templates of natural trades, pre-rendered, and the running ids."""
-
-    start_us: int
-    rate: float
-    next_agg: int
-    next_trade: int
-    prices: np.ndarray
-    qtys: np.ndarray
-    sizes: np.ndarray
-    maker: np.ndarray
-    formats: list[str]  # aggTrade payload per template with %d for E, a, f, l, T
-    sent: int = 0
-    position: int = 0
-
-
-def _next_push(now_us: int) -> int:
-    """The next even second after now that is not a minute start (that moment belongs to x:true)."""
-    push = (now_us // KLINE_PUSH_US + 1) * KLINE_PUSH_US
-    return push + KLINE_PUSH_US if push % MINUTE_US == 0 else push
 
 
 class SymbolFeed:
@@ -182,7 +105,9 @@ class SymbolFeed:
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
-            raise RuntimeError(f"the {self.symbol} stream feed failed") from task.exception()
+            log.error(
+                "the %s stream feed stopped (its streams stay silent)", self.symbol, exc_info=task.exception()
+            )
 
     def _wants(self, kind: str) -> tuple[bool, bool]:
         """(any listener wants ms, any wants us) for a stream kind."""
@@ -216,12 +141,12 @@ class SymbolFeed:
         kline = MinuteKline.flat(minute_us, self._open_price(minute_us))
         cursor = int(np.searchsorted(day.times_us, now, side="right"))
         rate = self.host.agg_trade_rate
-        rate_state = self._rate_state(day, cursor, now, rate) if rate > 0 else None
+        rate_state = RateState.start(self.symbol, day, cursor, now, rate) if rate > 0 else None
         if rate_state is None:
             first = int(np.searchsorted(day.times_us, minute_us, side="left"))
             kline.add(day.prices_e8[first:cursor], day.qtys_e8[first:cursor], day.first_ids[first:cursor],
                       day.last_ids[first:cursor], day.buyer_maker[first:cursor], self.tick, self.lot)  # fmt: skip
-        next_push = _next_push(now)
+        next_push = next_push_us(now)
         while True:
             now = clock.now_us()
             chunks: list[Chunk] = []
@@ -242,7 +167,7 @@ class SymbolFeed:
                 kline = self._close(kline, now, chunks)
             if now >= next_push:
                 self._kline_chunk(kline, now, False, chunks)
-                next_push = _next_push(now)
+                next_push = next_push_us(now)
             if chunks:
                 self.host.publish(self.sessions(), chunks)
             if rate_state is not None:
@@ -325,29 +250,6 @@ class SymbolFeed:
             chunks.append(Chunk(self.names["trade"], forms[False], forms[True], [e[0] for e in expanded]))
 
     # ---- rate mode -------------------------------------------------------------------------
-    def _rate_state(self, day: TradeDay, cursor: int, now: int, rate: float) -> RateState:
-        n = len(day.agg_ids)
-        lo = max(0, min(cursor, n - RATE_TEMPLATES))
-        pick = slice(lo, min(n, lo + RATE_TEMPLATES))
-        if cursor < n:
-            next_agg, next_trade = int(day.agg_ids[cursor]), int(day.first_ids[cursor])
-        else:
-            next_agg, next_trade = int(day.agg_ids[-1]) + 1, int(day.last_ids[-1]) + 1
-        prices, qtys, maker = day.prices_e8[pick], day.qtys_e8[pick], day.buyer_maker[pick]
-        head = '{"e":"aggTrade","E":%d,"s":"' + self.symbol + '","a":%d,"p":"'
-        formats = [
-            head
-            + decimal(p)
-            + '","q":"'
-            + decimal(q)
-            + '","f":%d,"l":%d,"T":%d,"m":'
-            + js_bool(m)
-            + ',"M":true}'
-            for p, q, m in zip(prices.tolist(), qtys.tolist(), maker.tolist(), strict=True)
-        ]
-        sizes = day.last_ids[pick] - day.first_ids[pick] + 1
-        return RateState(now, rate, next_agg, next_trade, prices, qtys, sizes, maker, formats)
-
     def _rate_batch(self, state: RateState, now: int, kline: MinuteKline, chunks: list[Chunk]) -> MinuteKline:
         """The rate-mode messages due by now (at most 100 ms worth: a lagging loop drops the debt)."""
         due_total = int((now - state.start_us) * state.rate / 1e6)

@@ -55,6 +55,9 @@ def test_drop_closes_tcp_without_a_close_frame(sim: SimulatorHandle) -> None:
 
     asyncio.run(run())
     assert sim.ws_stats()["closed"] == {"dropped": 2}
+    assert sim.stats()["ws"]["closed"] == {"dropped": 2}  # also in /_sim/stats once streams were used
+    sim.reset()
+    assert "ws" not in sim.stats() and sim.ws_stats()["connections_opened"] == 0
 
 
 @pytest.mark.parametrize("answer_pings", [True, False])
