@@ -1,4 +1,4 @@
-"""Binance spot WebSocket streams on the simulator: routes, the hub of connections and feeds, the control API.
+"""Binance spot WebSocket streams on the simulator: the routes and the hub of connections and feeds.
 
 Routes (same port as REST; web-socket-streams.md):
   /ws/<stream>              raw stream: bare payloads (several names joined by "/" also work);
@@ -8,12 +8,13 @@ Routes (same port as REST; web-socket-streams.md):
 Refused at the handshake with HTTP 400 and {"code":2,"msg":...} (a simulator choice; Binance does
 not document it): an invalid stream name, more than 1024 streams, another timeUnit. A request
 line over 8 KiB (about 450 stream names) gets HTTP 414 (Binance also limits URL length): name many
-streams with SUBSCRIBE. A valid name
-of an unknown symbol, or a kind the simulator does not produce (depth, bookTicker, tickers, other
-kline intervals), is accepted and stays silent. Data: ws_feed.py (live synthetic aggTrade, trade,
+streams with SUBSCRIBE. A valid name of an unknown symbol, or a kind the simulator does not produce
+(depth, bookTicker, tickers, other kline intervals), is accepted and stays silent. Data: ws_feed.py (live synthetic aggTrade, trade,
 kline_1m; nothing with --archive-dir) or ws_replay.py (--replay). Connections: ws_session.py.
 
-Control API: ws_control.py (/_sim/ws, /_sim/ws/faults, /_sim/ws/shutdown, /_sim/clock).
+Control API: ws_control.py (/_sim/ws, /_sim/ws/faults, /_sim/ws/shutdown, /_sim/ws/stats, /_sim/clock).
+The endpoint needs ws_protocol.SimWebSocketProtocol as uvicorn's ws protocol (python -m
+warehouse_assets.simulator sets it); under another server a connection is refused (HTTP 403).
 """
 
 from __future__ import annotations

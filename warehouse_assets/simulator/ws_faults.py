@@ -12,7 +12,8 @@ to send the stream's next message consumes the switch):
             precedes. It is built from the millisecond payload (the us one if no connection wants
             ms) and sent as it is on every connection, wrapped for combined streams.
 Connection switches (drop, stall) are applied by the hub (ws.py) to the sessions open at the time.
-Ids: `a` for aggTrade, `t` for trade, the kline open time `k.t`, `u`/`lastUpdateId` for depth.
+Ids: `a` for aggTrade, `t` for trade, the kline open time in ms, `u`/`lastUpdateId` for depth and
+bookTicker.
 """
 
 from __future__ import annotations
