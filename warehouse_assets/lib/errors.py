@@ -308,3 +308,35 @@ class SpoolCorruptError(SpoolError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (type(self), (self.path, self.offset, self.reason), {}))
+
+
+class StreamRejectedError(ExchangeError):
+    """The exchange refused a WebSocket handshake with an HTTP status that retrying will not fix."""
+
+    def __init__(self, url: str, status: int, *, hint: str) -> None:
+        self.url = url
+        self.status = status
+        self.hint = hint
+        super().__init__(f"the WebSocket handshake to {url} was refused with HTTP {status}; {hint}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), (self.url, self.status), {"hint": self.hint}))
+
+
+class StreamUnavailableError(ExchangeError):
+    """No WebSocket connection to a stream URL could be opened for longer than the client waits."""
+
+    def __init__(self, url: str, *, seconds: float, attempts: int, last_problem: str) -> None:
+        self.url = url
+        self.seconds = seconds
+        self.attempts = attempts
+        self.last_problem = last_problem
+        super().__init__(
+            f"no WebSocket connection to {url} for {seconds:.0f} s ({attempts} failed attempts; last: "
+            f"{last_problem}); the stream host is down or unreachable from here; check network access "
+            "to it and BINANCE_WS_URL, then restart the stream"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        kwargs = {"seconds": self.seconds, "attempts": self.attempts, "last_problem": self.last_problem}
+        return (_rebuild, (type(self), (self.url,), kwargs))
