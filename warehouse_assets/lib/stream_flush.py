@@ -39,6 +39,7 @@ class FlushResult:
     control: int = 0  # subscription replies, serverShutdown: not data, not refused
     candles_rebuilt: int = 0
     newest_trade_us: int | None = None  # for event-time lag
+    oldest_trade_us: int | None = None
     symbols: set[str] = field(default_factory=set)
 
     def add(self, other: FlushResult) -> None:
@@ -47,6 +48,8 @@ class FlushResult:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         if other.newest_trade_us is not None:
             self.newest_trade_us = max(self.newest_trade_us or 0, other.newest_trade_us)
+        if other.oldest_trade_us is not None:
+            self.oldest_trade_us = min(self.oldest_trade_us or other.oldest_trade_us, other.oldest_trade_us)
         self.symbols |= other.symbols
 
 
@@ -92,6 +95,7 @@ def flush_frames(client: Client, database: str, frames: Sequence[bytes]) -> Flus
                     spans[str(symbol)] = (int(first_us), int(last_us))
                     result.symbols.add(str(symbol))
                     result.newest_trade_us = max(result.newest_trade_us or 0, int(last_us))
+                    result.oldest_trade_us = min(result.oldest_trade_us or int(first_us), int(first_us))
             elif kind == "kline":
                 result.closed_klines += int(closed)
         if result.trades_inserted:

@@ -62,6 +62,10 @@ def _held_by_other_process(path: Path) -> bool:
         os.close(fd)
 
 
+class _HeldElsewhere(Exception):
+    """The embedded directory's lock is held by another process (seen by probing, before opening)."""
+
+
 class Warehouse:
     """Entry point for everything that touches ClickHouse.
 
@@ -71,6 +75,10 @@ class Warehouse:
 
     _migrated: set[str] = set()
     _migrate_lock = threading.Lock()
+    # Embedded sessions open in this process, by directory: while one is open, this process holds the
+    # directory's lock itself, so a new session opens at once; otherwise the lock is probed first.
+    _open_here: dict[Path, int] = {}
+    _open_here_lock = threading.Lock()
 
     def __init__(self, url: str | None = None, *, lock_timeout: float | None = None) -> None:
         self.url = url or settings.warehouse_url()
@@ -86,13 +94,22 @@ class Warehouse:
 
     @contextmanager
     def session(self, *, migrate: bool = True) -> Iterator[Client]:
-        client = self._open()
+        path = self.target.path
+        if path is not None:
+            with Warehouse._open_here_lock:  # counted before opening: a concurrent session need not probe
+                Warehouse._open_here[path] = Warehouse._open_here.get(path, 0) + 1
         try:
-            if migrate:
-                self._ensure_migrated(client)
-            yield client
+            client = self._open()
+            try:
+                if migrate:
+                    self._ensure_migrated(client)
+                yield client
+            finally:
+                client.close()
         finally:
-            client.close()
+            if path is not None:
+                with Warehouse._open_here_lock:
+                    Warehouse._open_here[path] -= 1
 
     def _ensure_migrated(self, client: Client) -> None:
         key = f"{self.target.describe()}"
@@ -115,9 +132,13 @@ class Warehouse:
         waited_since: float | None = None
         for delay in LOCK_BACKOFF.delays():
             try:
+                # Probe the lock before asking chDB: a failed engine start is not free (it logs, and it has
+                # been seen to disturb an asyncio loop in the same process), so wait without one.
+                if Warehouse._open_here.get(path, 0) <= 1 and _held_by_other_process(path):
+                    raise _HeldElsewhere(path)
                 client = clickhouse_connect.get_client(interface="chdb", path=str(path))
-            except ProgrammingError as exc:
-                if not _held_by_other_process(path):
+            except (ProgrammingError, _HeldElsewhere) as exc:
+                if not isinstance(exc, _HeldElsewhere) and not _held_by_other_process(path):
                     raise WarehouseOpenError(
                         f"could not open the embedded warehouse at {path}: {exc}. "
                         "If another WAREHOUSE_URL was opened earlier in this process, use one warehouse per process."
