@@ -21,6 +21,10 @@ DEFAULTS = {
     "KLINES_FRESHNESS_HOURS": "36",
     "WAREHOUSE_SCHEDULES": "false",
     "STREAM_REPAIR_WINDOW_HOURS": "48",
+    "STREAM_WINDOW_SECONDS": "3600",
+    "STREAM_SPOOL_DIR": ".data/spool/binance",
+    "STREAM_SPOOL_MAX_BYTES": str(2 << 30),
+    "WAREHOUSE_STREAM": "false",
 }
 
 
@@ -100,6 +104,38 @@ def stream_repair_window_hours() -> float:
     if not 0 < hours <= 24 * 30:
         raise ValueError(f"STREAM_REPAIR_WINDOW_HOURS={raw!r} must be a number of hours in (0, 720], like 48")
     return hours
+
+
+def stream_enabled() -> bool:
+    """WAREHOUSE_STREAM: start the stream supervisor sensor running (default false)."""
+    return _flag("WAREHOUSE_STREAM")
+
+
+def stream_window_seconds() -> float:
+    """STREAM_WINDOW_SECONDS: how long one streaming run receives before it flushes and ends (default 3600)."""
+    return _positive("STREAM_WINDOW_SECONDS")
+
+
+def stream_spool_max_bytes() -> int:
+    """STREAM_SPOOL_MAX_BYTES: the spool's size cap (default 2 GiB); reaching it fails the run loudly."""
+    return int(_positive("STREAM_SPOOL_MAX_BYTES"))
+
+
+def stream_spool_dir() -> Path:
+    """STREAM_SPOOL_DIR: where received frames are spooled (relative paths are under the project)."""
+    path = Path(env("STREAM_SPOOL_DIR"))
+    return path if path.is_absolute() else PROJECT_DIR / path
+
+
+def _positive(name: str) -> float:
+    raw = env(name)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise ValueError(f"{name}={raw!r} must be a positive number")
+    return value
 
 
 def klines_start_date() -> date:
