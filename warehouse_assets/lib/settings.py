@@ -84,25 +84,16 @@ def schedules_enabled() -> bool:
 
 def klines_freshness_hours() -> float:
     """KLINES_FRESHNESS_HOURS: how old the newest complete day of a symbol may be (default 36)."""
-    raw = env("KLINES_FRESHNESS_HOURS")
-    try:
-        hours = float(raw)
-    except ValueError:
-        hours = -1.0
-    if hours <= 0:
-        raise ValueError(f"KLINES_FRESHNESS_HOURS={raw!r} must be a positive number of hours, like 36")
-    return hours
+    return _positive("KLINES_FRESHNESS_HOURS")
 
 
 def stream_repair_window_hours() -> float:
     """STREAM_REPAIR_WINDOW_HOURS: how far back the gap-repair sensor looks for holes (default 48)."""
-    raw = env("STREAM_REPAIR_WINDOW_HOURS")
-    try:
-        hours = float(raw)
-    except ValueError:
-        hours = -1.0
-    if not 0 < hours <= 24 * 30:
-        raise ValueError(f"STREAM_REPAIR_WINDOW_HOURS={raw!r} must be a number of hours in (0, 720], like 48")
+    hours = _positive("STREAM_REPAIR_WINDOW_HOURS")
+    if hours > 24 * 30:
+        raise ValueError(
+            f"STREAM_REPAIR_WINDOW_HOURS={hours:g} is more than 30 days; scans that long belong to a backfill"
+        )
     return hours
 
 
@@ -134,7 +125,7 @@ def _positive(name: str) -> float:
     except ValueError:
         value = -1.0
     if value <= 0:
-        raise ValueError(f"{name}={raw!r} must be a positive number")
+        raise ValueError(f"{name}={raw!r} must be a positive number, like {DEFAULTS[name]}")
     return value
 
 
