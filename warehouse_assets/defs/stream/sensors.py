@@ -23,7 +23,10 @@ SETTLE_MS = 2 * MINUTE_MS  # the newest minutes are still being flushed by the s
     name="stream_gap_repair",
     job=repair.binance_gap_repair,
     minimum_interval_seconds=300,
-    default_status=dg.DefaultSensorStatus.RUNNING,
+    # Part of streaming: on with the stream supervisor (WAREHOUSE_STREAM=true), or toggled in the UI.
+    default_status=dg.DefaultSensorStatus.RUNNING
+    if settings.stream_enabled()
+    else dg.DefaultSensorStatus.STOPPED,
     description="Every 5 minutes: missing minutes and aggregate-id holes in the last STREAM_REPAIR_WINDOW_HOURS (48) of each registered symbol, repaired from REST.",
 )
 def stream_gap_repair(
