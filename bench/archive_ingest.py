@@ -55,6 +55,8 @@ FROM file({path:String}, 'CSV', 'agg_trade_id UInt64, price Decimal(38, 18), qua
      first_trade_id UInt64, last_trade_id UInt64, transact_time Int64, is_buyer_maker Bool, is_best_match Bool')""",
 )
 TWIN = SqlFile(name="<bench twin>", text="CREATE TABLE ${database}.${table} AS ${database}.trades")
+COUNT = SqlFile(name="<bench count>", text="SELECT count() FROM ${database}.${table}")
+OPTIMIZE = SqlFile(name="<bench optimize>", text="OPTIMIZE TABLE ${database}.trades FINAL")
 COLUMN_BYTES = """SELECT name, data_compressed_bytes, data_uncompressed_bytes FROM system.columns
 WHERE database = {database:String} AND table = {table:String} ORDER BY position"""
 
@@ -110,14 +112,14 @@ def raw_ceiling(
             settings=settings,
         )
         seconds = time.perf_counter() - t0
-        rows = int(client.query(f"SELECT count() FROM {wh.database}.{table}").result_rows[0][0])  # noqa: S608
+        rows = int(client.query(COUNT.render(database=wh.database, table=table)).result_rows[0][0])
     return {"rows": rows, "seconds": round(seconds, 3), "rows_per_second": round(rows / seconds)}
 
 
 def bytes_per_row(wh: Warehouse) -> dict[str, float]:
     with wh.session() as client:
-        client.command(f"OPTIMIZE TABLE {wh.database}.trades FINAL")
-        rows = int(client.query(f"SELECT count() FROM {wh.database}.trades").result_rows[0][0])  # noqa: S608
+        client.command(OPTIMIZE.render(database=wh.database))
+        rows = int(client.query(COUNT.render(database=wh.database, table="trades")).result_rows[0][0])
         columns = client.query(
             COLUMN_BYTES, parameters={"database": wh.database, "table": "trades"}
         ).result_rows

@@ -12,7 +12,7 @@ import pytest
 
 from warehouse_assets.lib import aggregates_store, klines_store, schemas
 from warehouse_assets.lib.binance.archive_format import read_klines
-from warehouse_assets.lib.warehouse import Warehouse
+from warehouse_assets.lib.warehouse import SqlFile, Warehouse
 from warehouse_assets_tests.conftest import SPOT_ARCHIVE, sql
 
 DAY = date(2020, 1, 1)
@@ -54,28 +54,23 @@ def test_a_day_rebuilds_alone_and_reconciles(loaded: Warehouse) -> None:
 
 
 @pytest.mark.parametrize(
-    ("table", "where", "hour_diffs", "day_diffs"),
+    ("table", "hour", "hour_diffs", "day_diffs"),
     [
-        (
-            "ohlcv_1h",
-            "toHour(open_time) = 7",
-            1,
-            1,
-        ),  # a wrong hour: it differs from its minutes and its day from it
-        ("ohlcv_1d", "1", 0, 1),  # a wrong day only
+        ("ohlcv_1h", 7, 1, 1),  # a wrong hour: it differs from its minutes and its day from it
+        ("ohlcv_1d", 0, 0, 1),  # a wrong day only
     ],
 )
 def test_reconciliation_finds_a_single_wrong_value(
-    loaded: Warehouse, table: str, where: str, hour_diffs: int, day_diffs: int
+    loaded: Warehouse, table: str, hour: int, hour_diffs: int, day_diffs: int
 ) -> None:
     rebuild(loaded)
+    tamper = SqlFile(
+        name="<test>",
+        text="ALTER TABLE ${database}.${table} UPDATE trades = trades + 1 "
+        "WHERE toHour(open_time) = {hour:UInt8} SETTINGS mutations_sync = 2",
+    )
     with loaded.session() as client:
-        client.command(
-            sql(
-                loaded,
-                f"ALTER TABLE ${{database}}.{table} UPDATE trades = trades + 1 WHERE {where} SETTINGS mutations_sync = 2",
-            )
-        )
+        client.command(tamper.render(database=loaded.database, table=table), parameters={"hour": hour})
         (checked,) = aggregates_store.reconcile_days(
             client, loaded.database, exchange="binance", symbol="BTCUSDT", days=[DAY]
         )
