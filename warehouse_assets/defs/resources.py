@@ -6,9 +6,13 @@ secret is ever part of Dagster's stored run config.
 
 from __future__ import annotations
 
-import dagster as dg
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AsyncExitStack, asynccontextmanager
 
-from warehouse_assets.lib import settings
+import dagster as dg
+from clickhouse_connect.driver.client import Client
+
+from warehouse_assets.lib import klines_store, settings
 from warehouse_assets.lib.binance.archive import ArchiveClient
 from warehouse_assets.lib.binance.rest import BinanceRestClient
 from warehouse_assets.lib.warehouse import Warehouse
@@ -34,3 +38,26 @@ class BinanceResource(dg.ConfigurableResource):
     def archive(self) -> ArchiveClient | None:
         """The data.binance.vision client (BINANCE_ARCHIVE_URL), or None when KLINES_ARCHIVE=false."""
         return ArchiveClient() if settings.klines_archive_enabled() else None
+
+    @asynccontextmanager
+    async def connected(
+        self, symbols: Iterable[str]
+    ) -> AsyncIterator[tuple[BinanceRestClient, ArchiveClient | None]]:
+        """The REST client and the archive (None when off), open, with `symbols` checked against exchangeInfo."""
+        archive = self.archive()
+        async with AsyncExitStack() as stack:
+            client = await stack.enter_async_context(self.client())
+            if archive is not None:
+                await stack.enter_async_context(archive)
+            await client.validate_symbols(sorted(symbols))
+            yield client, archive
+
+
+def column_schema(client: Client, warehouse: Warehouse, table: str) -> dg.TableSchema:
+    """A warehouse table's columns, types and comments, as the column-schema metadata Dagster shows."""
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(name, type_, description=comment or None)
+            for name, type_, comment in klines_store.table_columns(client, warehouse.database, table)
+        ]
+    )

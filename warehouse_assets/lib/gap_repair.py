@@ -8,7 +8,6 @@ replacing exactly the missing minutes, trades by inserting the missing ids (stre
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -17,7 +16,7 @@ import pyarrow.compute as pc
 from clickhouse_connect.driver.client import Client
 
 from warehouse_assets.lib import klines_store, trades_store
-from warehouse_assets.lib.klines_store import minute_ranges
+from warehouse_assets.lib.klines_store import consecutive_runs, minute_ranges
 from warehouse_assets.lib.records import MINUTE_MS
 from warehouse_assets.lib.trades_backfill import source_independent_ts
 from warehouse_assets.lib.warehouse import Warehouse
@@ -138,7 +137,7 @@ async def repair(warehouse: Warehouse, rest: RestSource, gaps: Gaps) -> Repair:
                     end_ms=last_ms,
                 )
             missing = [i for i in range(before + 1, after) if i not in got_ids]
-            for a, b in _id_ranges(missing):
+            for a, b in consecutive_runs(missing, 1):
                 _record_gap(client, warehouse.database, result, gaps.symbol, "agg_trades", a, b)
                 result.trade_ids_exchange_gap += b - a + 1
     return result
@@ -160,16 +159,6 @@ async def _trades_between(rest: RestSource, symbol: str, before: int, after: int
     table = pa.concat_tables(parts)
     table = table.filter(pc.less(table.column("trade_id"), after))
     return source_independent_ts(table)
-
-
-def _id_ranges(ids: Sequence[int]) -> list[tuple[int, int]]:
-    ranges: list[tuple[int, int]] = []
-    for i in ids:
-        if ranges and i == ranges[-1][1] + 1:
-            ranges[-1] = (ranges[-1][0], i)
-        else:
-            ranges.append((i, i))
-    return ranges
 
 
 def _record_gap(

@@ -155,15 +155,20 @@ def window_quality(
     return out
 
 
+def consecutive_runs(values: Sequence[int], step: int) -> list[tuple[int, int]]:
+    """Values `step` apart folded into inclusive (first, last) runs (minutes, aggregate ids, ...)."""
+    ranges: list[tuple[int, int]] = []
+    for value in sorted(values):
+        if ranges and value == ranges[-1][1] + step:
+            ranges[-1] = (ranges[-1][0], value)
+        else:
+            ranges.append((value, value))
+    return ranges
+
+
 def minute_ranges(open_times: Sequence[int]) -> list[tuple[int, int]]:
     """Consecutive minutes folded into inclusive (first, last) ranges, for readable reports."""
-    ranges: list[tuple[int, int]] = []
-    for t in sorted(open_times):
-        if ranges and t == ranges[-1][1] + MINUTE_MS:
-            ranges[-1] = (ranges[-1][0], t)
-        else:
-            ranges.append((t, t))
-    return ranges
+    return consecutive_runs(open_times, MINUTE_MS)
 
 
 def table_columns(client: Client, database: str, table: str = TABLE) -> list[tuple[str, str, str]]:

@@ -1,7 +1,6 @@
 """`binance/klines_1m`: Binance spot 1m klines per (UTC day, symbol), replaced idempotently in ClickHouse."""
 
 import asyncio
-from contextlib import AsyncExitStack
 
 import dagster as dg
 
@@ -13,7 +12,7 @@ from warehouse_assets.defs.partitions import (
     BINANCE_DAILY_BY_SYMBOL,
     days_by_symbol,
 )
-from warehouse_assets.defs.resources import BinanceResource, WarehouseResource
+from warehouse_assets.defs.resources import BinanceResource, WarehouseResource, column_schema
 from warehouse_assets.lib import klines_store
 from warehouse_assets.lib.klines_backfill import BatchResult, DayResult, backfill_symbol
 
@@ -79,12 +78,7 @@ def klines_1m(
         )
 
     async def run() -> None:
-        archive = binance.archive()
-        async with AsyncExitStack() as stack:
-            client = await stack.enter_async_context(binance.client())
-            if archive is not None:
-                await stack.enter_async_context(archive)
-            await client.validate_symbols(sorted(plan))
+        async with binance.connected(plan) as (client, archive):
             await asyncio.gather(
                 *(
                     backfill_symbol(wh, client, s, days, on_batch=on_batch, archive=archive)
@@ -101,16 +95,11 @@ def klines_1m(
         context.add_asset_metadata(_partition_metadata(day), partition_key=key)
 
     with wh.session() as client:
-        columns = klines_store.table_columns(client, wh.database)
+        schema = column_schema(client, wh, klines_store.TABLE)
     return dg.MaterializeResult(
         metadata={
             "dagster/table_name": f"{wh.database}.{klines_store.TABLE}",
-            "dagster/column_schema": dg.TableSchema(
-                columns=[
-                    dg.TableColumn(name, type_, description=comment or None)
-                    for name, type_, comment in columns
-                ]
-            ),
+            "dagster/column_schema": schema,
             "warehouse": wh.describe(),
             "rows_in_run": sum(d.quality.row_count for d in all_days),
             "missing_minutes_in_run": sum(len(d.quality.missing_minutes) for d in all_days),

@@ -5,7 +5,6 @@ Selecting only `binance/candles_1m` rebuilds candles from the trades already in 
 """
 
 import asyncio
-from contextlib import AsyncExitStack
 
 import dagster as dg
 
@@ -15,9 +14,9 @@ from warehouse_assets.defs.partitions import (
     BINANCE_DAILY_BY_SYMBOL,
     days_by_symbol,
 )
-from warehouse_assets.defs.resources import BinanceResource, WarehouseResource
+from warehouse_assets.defs.resources import BinanceResource, WarehouseResource, column_schema
 from warehouse_assets.defs.trades.checks import AGG_TRADES, CHECK_SPECS, check_results
-from warehouse_assets.lib import klines_store, trades_store
+from warehouse_assets.lib import trades_store
 from warehouse_assets.lib.trades_backfill import DayLoad, backfill_agg_trades, rebuild_days
 from warehouse_assets.lib.warehouse import Warehouse
 
@@ -128,7 +127,7 @@ def agg_trades_and_candles(
 
     with wh.session() as client:
         schemas = {
-            key: _column_schema(client, wh, table)
+            key: column_schema(client, wh, table)
             for key, table in ((AGG_TRADES, trades_store.TABLE), (CANDLES, trades_store.CANDLES_TABLE))
         }
     if fetch:
@@ -157,21 +156,7 @@ def agg_trades_and_candles(
 
 
 async def _fetch(wh: Warehouse, binance: BinanceResource, plan: dict, on_day) -> None:  # type: ignore[no-untyped-def,type-arg]
-    archive = binance.archive()
-    async with AsyncExitStack() as stack:
-        client = await stack.enter_async_context(binance.client())
-        if archive is not None:
-            await stack.enter_async_context(archive)
-        await client.validate_symbols(sorted(plan))
+    async with binance.connected(plan) as (client, archive):
         # Symbols one after another: a day of a liquid symbol already keeps both cores busy in ClickHouse.
         for symbol, days in plan.items():
             await backfill_agg_trades(wh, client, archive, symbol, days, on_day=on_day)
-
-
-def _column_schema(client: trades_store.Client, wh: Warehouse, table: str) -> dg.TableSchema:
-    return dg.TableSchema(
-        columns=[
-            dg.TableColumn(name, type_, description=comment or None)
-            for name, type_, comment in klines_store.table_columns(client, wh.database, table)
-        ]
-    )
