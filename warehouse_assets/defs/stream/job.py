@@ -29,9 +29,16 @@ ACTIVE = [
 ]
 
 
+STREAM_KINDS = ("aggTrade", "trade", "kline_1m")
+
+
 class StreamConfig(dg.Config):
     window_seconds: float = 0.0  # 0: STREAM_WINDOW_SECONDS
     flush_interval_seconds: float = 1.0
+    # Which streams of each registered symbol: aggTrade -> trades, trade -> individual_trades, kline_1m -> klines_1m.
+    kinds: list[str] = ["aggTrade", "kline_1m"]
+    silence_timeout_seconds: float = 10.0  # no frame for this long means a dead connection
+    lifetime_seconds: float = 0.0  # rotate connections after this long; 0: just under Binance's 24 h limit
 
 
 @dg.op(
@@ -46,7 +53,12 @@ def stream_binance(
             "no symbols are registered (WAREHOUSE_SYMBOLS, or binance_symbols partitions): nothing to stream"
         )
         return
-    streams = [f"{s.lower()}@{kind}" for s in symbols for kind in ("aggTrade", "kline_1m")]
+    unknown = sorted(set(config.kinds) - set(STREAM_KINDS))
+    if unknown or not config.kinds:
+        raise dg.Failure(
+            f"stream kinds {unknown or config.kinds} are not supported; choose from {list(STREAM_KINDS)}"
+        )
+    streams = [f"{s.lower()}@{kind}" for s in symbols for kind in config.kinds]
     window = config.window_seconds or settings.stream_window_seconds()
     context.log.info("streaming %s for %.0f s", ", ".join(streams), window)
     last_report = [time.monotonic()]
@@ -61,7 +73,8 @@ def stream_binance(
             )  # fmt: skip
 
     async def run() -> tuple[IngestStats, dict[str, int]]:
-        client = BinanceStreamClient(streams)
+        options = {"lifetime": config.lifetime_seconds} if config.lifetime_seconds else {}
+        client = BinanceStreamClient(streams, silence_timeout=config.silence_timeout_seconds, **options)
         with Spool(settings.stream_spool_dir(), max_bytes=settings.stream_spool_max_bytes()) as spool:
             stats = await ingest(
                 warehouse.get(), client, spool, duration=window,
