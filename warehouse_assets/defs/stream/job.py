@@ -15,7 +15,7 @@ from warehouse_assets.defs.partitions import BINANCE_SYMBOLS
 from warehouse_assets.defs.resources import WarehouseResource
 from warehouse_assets.defs.stream.repair import AGG_TRADES, KLINES
 from warehouse_assets.lib import settings
-from warehouse_assets.lib.binance.ws import BinanceStreamClient
+from warehouse_assets.lib.binance.ws import DEFAULT_LIFETIME, BinanceStreamClient
 from warehouse_assets.lib.spool import Spool
 from warehouse_assets.lib.stream_flush import FlushResult
 from warehouse_assets.lib.stream_ingest import IngestStats, ingest
@@ -73,8 +73,11 @@ def stream_binance(
             )  # fmt: skip
 
     async def run() -> tuple[IngestStats, dict[str, int]]:
-        options = {"lifetime": config.lifetime_seconds} if config.lifetime_seconds else {}
-        client = BinanceStreamClient(streams, silence_timeout=config.silence_timeout_seconds, **options)
+        client = BinanceStreamClient(
+            streams,
+            silence_timeout=config.silence_timeout_seconds,
+            lifetime=config.lifetime_seconds or DEFAULT_LIFETIME,
+        )
         with Spool(settings.stream_spool_dir(), max_bytes=settings.stream_spool_max_bytes()) as spool:
             stats = await ingest(
                 warehouse.get(), client, spool, duration=window,
