@@ -5,8 +5,8 @@ SELECT
     symbol,
     count()                                                   AS messages,
     countIf(reason != '')                                     AS refused,
-    toUnixTimestamp64Micro(minIf(ts, kind = 'agg_trade' AND reason = '')) AS first_ts_us,
-    toUnixTimestamp64Micro(maxIf(ts, kind = 'agg_trade' AND reason = '')) AS last_ts_us,
+    toUnixTimestamp64Micro(minIf(ts, kind IN ('agg_trade', 'trade') AND reason = '')) AS first_ts_us,
+    toUnixTimestamp64Micro(maxIf(ts, kind IN ('agg_trade', 'trade') AND reason = '')) AS last_ts_us,
     countIf(kind = 'kline' AND reason = '' AND closed)        AS closed_klines
 FROM ${database}.${parsed}
 GROUP BY kind, symbol

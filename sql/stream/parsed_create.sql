@@ -1,5 +1,5 @@
 -- The frames of one flush parsed and checked once: the kind of message, why it is refused ('' if it is
--- not), and the typed fields of aggregate trades and closed klines. Prices and quantities must be plain
+-- not), and the typed fields of aggregate trades, individual trades and closed klines. Prices and quantities must be plain
 -- decimal strings with at most 18 fractional digits, converted exactly. Times are decided ms or µs by
 -- magnitude (the client asks for µs); ts is always µs, kline times ms.
 CREATE TABLE ${database}.${parsed} ENGINE = Memory AS
@@ -25,6 +25,20 @@ SELECT
             JSONType(d, 'T') NOT IN ('Int64', 'UInt64') OR JSONExtractInt(d, 'T') <= 0, 'data.T (trade time) is not a positive integer',
             JSONType(d, 'm') != 'Bool', 'data.m (buyer is maker) is not a boolean',
             ''),
+        kind = 'trade', multiIf(
+            JSONExtractString(d, 'e') != 'trade', 'data.e is not "trade"',
+            NOT match(JSONExtractString(d, 's'), '^[A-Z0-9_]{2,40}$') OR lower(JSONExtractString(d, 's')) != stream_symbol,
+                'data.s is missing or does not match the stream',
+            JSONType(d, 't') NOT IN ('Int64', 'UInt64') OR JSONExtractInt(d, 't') < 0, 'data.t (trade id) is not a non-negative integer',
+            JSONType(d, 'p') != 'String' OR NOT match(JSONExtractString(d, 'p'), '^[0-9]{1,20}(\\.[0-9]{1,18})?$'),
+                'data.p (price) is not a plain decimal string',
+            JSONType(d, 'q') != 'String' OR NOT match(JSONExtractString(d, 'q'), '^[0-9]{1,20}(\\.[0-9]{1,18})?$'),
+                'data.q (quantity) is not a plain decimal string',
+            toDecimal128(JSONExtractString(d, 'p'), 18) <= 0, 'data.p (price) is not positive',
+            toDecimal128(JSONExtractString(d, 'q'), 18) <= 0, 'data.q (quantity) is not positive',
+            JSONType(d, 'T') NOT IN ('Int64', 'UInt64') OR JSONExtractInt(d, 'T') <= 0, 'data.T (trade time) is not a positive integer',
+            JSONType(d, 'm') != 'Bool', 'data.m (buyer is maker) is not a boolean',
+            ''),
         kind = 'kline', multiIf(
             JSONExtractString(d, 'e') != 'kline' OR JSONType(d, 'k') != 'Object', 'data is not a kline event with k',
             NOT match(JSONExtractString(k, 's'), '^[A-Z0-9_]{2,40}$') OR lower(JSONExtractString(k, 's')) != stream_symbol,
@@ -42,8 +56,8 @@ SELECT
             ''),
         '') AS reason,
     upper(stream_symbol) AS symbol,
-    -- aggregate trade fields (meaningful when kind = 'agg_trade' and reason = '')
-    toUInt64(greatest(JSONExtractInt(d, 'a'), 0))                                     AS trade_id,
+    -- trade fields (meaningful when kind is 'agg_trade' or 'trade' and reason = ''; f and l only for agg_trade)
+    toUInt64(greatest(JSONExtractInt(d, if(kind = 'trade', 't', 'a')), 0))             AS trade_id,
     toDecimal128OrZero(JSONExtractString(d, 'p'), 18)                                 AS price,
     toDecimal128OrZero(JSONExtractString(d, 'q'), 18)                                 AS qty,
     toUInt64(greatest(JSONExtractInt(d, 'f'), 0))                                     AS first_trade_id,
@@ -72,6 +86,7 @@ FROM
             NOT isValidJSON(raw), 'invalid',
             JSONHas(raw, 'result') OR JSONHas(raw, 'error') OR stream = '!serverShutdown', 'control',
             endsWith(stream, '@aggTrade') AND JSONType(raw, 'data') = 'Object', 'agg_trade',
+            endsWith(stream, '@trade') AND JSONType(raw, 'data') = 'Object', 'trade',
             endsWith(stream, '@kline_1m') AND JSONType(raw, 'data') = 'Object', 'kline',
             'unknown') AS kind
     FROM

@@ -1,9 +1,10 @@
-"""Flush raw Binance combined-stream frames (aggTrade, kline_1m) into the warehouse, ClickHouse parsing them.
+"""Flush raw Binance combined-stream frames (aggTrade, trade, kline_1m) into the warehouse, ClickHouse parsing them.
 
 Python does no per-message parsing: a block of frames goes to ClickHouse as lines of text
 (`LineAsString`), is parsed and checked there once (sql/stream/parsed_create.sql), and then:
 - refused frames go to `dead_letters` verbatim with their reason;
 - valid aggregate trades that `trades` does not hold yet are inserted (source 'stream');
+- valid individual trades (`@trade`) that `individual_trades` does not hold yet are inserted;
 - closed klines for minutes `klines_1m` does not hold yet are inserted (source 'stream');
 - the candles of the minutes the trades touched are rebuilt from `trades`.
 
@@ -33,6 +34,8 @@ class FlushResult:
     frames: int = 0
     agg_trades: int = 0  # valid aggregate trade messages in the block
     trades_inserted: int = 0  # of them, new to the warehouse
+    individual_trades: int = 0  # valid individual trade messages (@trade)
+    individual_trades_inserted: int = 0
     closed_klines: int = 0
     klines_inserted: int = 0
     dead_letters: int = 0
@@ -43,7 +46,8 @@ class FlushResult:
     symbols: set[str] = field(default_factory=set)
 
     def add(self, other: FlushResult) -> None:
-        for name in ("frames", "agg_trades", "trades_inserted", "closed_klines", "klines_inserted",
+        for name in ("frames", "agg_trades", "trades_inserted", "individual_trades",
+                     "individual_trades_inserted", "closed_klines", "klines_inserted",
                      "dead_letters", "control", "candles_rebuilt"):  # fmt: skip
             setattr(self, name, getattr(self, name) + getattr(other, name))
         if other.newest_trade_us is not None:
@@ -79,20 +83,28 @@ def flush_frames(client: Client, database: str, frames: Sequence[bytes]) -> Flus
         before = _counts(client, database)
         client.command(load_sql("stream/insert_trades.sql").render(database=database, parsed=parsed))
         client.command(load_sql("stream/insert_klines.sql").render(database=database, parsed=parsed))
+        client.command(
+            load_sql("stream/insert_individual_trades.sql").render(database=database, parsed=parsed)
+        )
         after = _counts(client, database)
         result.trades_inserted = after[0] - before[0]
         result.klines_inserted = after[1] - before[1]
+        result.individual_trades_inserted = after[2] - before[2]
         summary = client.query(load_sql("stream/flush_summary.sql").render(database=database, parsed=parsed))
         spans: dict[str, tuple[int, int]] = {}
         for kind, symbol, messages, refused, first_us, last_us, closed in summary.result_rows:
             result.dead_letters += int(refused)
             if kind == "control":
                 result.control += int(messages)
-            elif kind == "agg_trade":
+            elif kind in ("agg_trade", "trade"):
                 valid = int(messages) - int(refused)
-                result.agg_trades += valid
+                if kind == "agg_trade":
+                    result.agg_trades += valid
+                    if valid:
+                        spans[str(symbol)] = (int(first_us), int(last_us))
+                else:
+                    result.individual_trades += valid
                 if valid:
-                    spans[str(symbol)] = (int(first_us), int(last_us))
                     result.symbols.add(str(symbol))
                     result.newest_trade_us = max(result.newest_trade_us or 0, int(last_us))
                     result.oldest_trade_us = min(result.oldest_trade_us or int(first_us), int(first_us))
@@ -112,10 +124,10 @@ def flush_frames(client: Client, database: str, frames: Sequence[bytes]) -> Flus
     return result
 
 
-def _counts(client: Client, database: str) -> tuple[int, int]:
+def _counts(client: Client, database: str) -> tuple[int, int, int]:
     # count() is answered from part metadata; lightweight-deleted rows are excluded by ClickHouse.
     row = client.query(load_sql("stream/table_counts.sql").render(database=database)).result_rows[0]
-    return int(row[0]), int(row[1])
+    return int(row[0]), int(row[1]), int(row[2])
 
 
 def _line_break_letter(frame: bytes) -> DeadLetter:

@@ -3,6 +3,7 @@ nothing, malformed frames are kept verbatim with their reason, candles follow.""
 
 from __future__ import annotations
 
+import gzip
 import json
 from decimal import Decimal
 
@@ -126,3 +127,75 @@ def test_control_replies_are_neither_data_nor_refused(warehouse: Warehouse) -> N
     shutdown = b'{"stream":"!serverShutdown","data":{"e":"serverShutdown","E":1770123456789}}'
     result = flush(warehouse, [b'{"result":null,"id":1}', shutdown, agg(1)])
     assert (result.control, result.dead_letters, result.trades_inserted) == (2, 0, 1)
+
+
+HFT_CAPTURES = [
+    SHARED_DATA / "ws_captures/binance_hftbacktest/binance_spot_btcusdt_20240808.gz",
+    SHARED_DATA / "ws_captures/binance_hftbacktest/binance_spot_btcusdt_20240809.gz",
+]
+
+
+def captured_trades() -> list[bytes]:
+    """The real BTCUSDT `@trade` frames of the hftbacktest capture, verbatim (lines `<ns> <json>`)."""
+    frames = []
+    for path in HFT_CAPTURES:
+        with gzip.open(path, "rb") as capture:
+            for line in capture:
+                frame = line.rstrip(b"\n").partition(b" ")[2]
+                if frame.startswith(b'{"stream":"btcusdt@trade"'):
+                    frames.append(frame)
+    return frames
+
+
+def test_real_captured_individual_trades_land_exactly_in_their_own_table(warehouse: Warehouse) -> None:
+    frames = captured_trades()
+    assert len(frames) == 9757 + 10147
+    expected = {}
+    for frame in frames:
+        d = json.loads(frame)["data"]
+        expected[d["t"]] = (Decimal(d["p"]), Decimal(d["q"]), d["T"] * 1000, d["m"])
+    total = Decimal(0)
+    for i in range(0, len(frames), 5000):  # as the flusher would: block after block
+        result = flush(warehouse, frames[i : i + 5000])
+        assert result.dead_letters == 0 and result.individual_trades == len(frames[i : i + 5000])
+        total += result.individual_trades_inserted
+    assert total == len(expected) == 19904
+    got = rows(
+        warehouse,
+        "SELECT trade_id, price, qty, toUnixTimestamp64Micro(ts), is_buyer_maker, symbol, source "
+        "FROM ${database}.individual_trades",
+    )
+    assert {r[0]: tuple(r[1:5]) for r in got} == expected  # every value as Binance published it
+    assert {(r[5], r[6]) for r in got} == {("BTCUSDT", "stream")}
+    assert rows(warehouse, "SELECT count() FROM ${database}.trades") == [(0,)]  # not mixed with aggregates
+    again = flush(warehouse, frames[:3000] + frames[-10:])  # a replayed block
+    assert again.individual_trades_inserted == 0
+    assert rows(
+        warehouse,
+        "SELECT count(), uniqExact(trade_id), min(trade_id), max(trade_id), sum(qty) FROM ${database}.individual_trades",
+    ) == [(19904, 19904, 3735683259, 3735703162, sum((v[1] for v in expected.values()), Decimal(0)))]
+
+
+def trade(t: int, *, p: str = "61837.63", q: str = "0.02") -> bytes:
+    data = {"e": "trade", "E": 1723161255343, "s": "BTCUSDT", "t": t, "p": p, "q": q, "T": 1723161255342,
+            "m": True, "M": True}  # fmt: skip
+    return json.dumps({"stream": "btcusdt@trade", "data": data}, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize(
+    ("frame", "reason"),
+    [
+        (trade(5, p="-1"), "data.p (price) is not a plain decimal string"),
+        (trade(5, q="0"), "data.q (quantity) is not positive"),
+        (trade(5).replace(b'"t":5', b'"t":-5'), "data.t (trade id) is not a non-negative integer"),
+        (trade(5).replace(b'"e":"trade"', b'"e":"aggTrade"'), 'data.e is not "trade"'),
+        (trade(5).replace(b'"m":true', b'"m":1'), "data.m (buyer is maker) is not a boolean"),
+    ],
+)
+def test_a_malformed_individual_trade_is_a_dead_letter(
+    warehouse: Warehouse, frame: bytes, reason: str
+) -> None:
+    result = flush(warehouse, [trade(1), frame, trade(2)])
+    assert (result.individual_trades_inserted, result.dead_letters) == (2, 1)
+    ((got_reason, payload),) = rows(warehouse, "SELECT reason, payload FROM ${database}.dead_letters")
+    assert reason in got_reason and payload == frame.decode()

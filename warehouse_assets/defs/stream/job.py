@@ -91,6 +91,7 @@ def stream_binance(
         "messages_received": stats.received,
         "trades_written": stats.flush.trades_inserted,
         "klines_written": stats.flush.klines_inserted,
+        "individual_trades_written": stats.flush.individual_trades_inserted,
         "dead_letters": stats.flush.dead_letters,
         "reconnects": sum(reconnects.values()),
         "warehouse_waits": stats.warehouse_waits,
