@@ -59,17 +59,29 @@ class FlushResult:
 
 def flush_frames(client: Client, database: str, frames: Sequence[bytes]) -> FlushResult:
     """Parse, check and write one block of raw frames (see the module docstring)."""
-    result = FlushResult(frames=len(frames))
-    if not frames:
-        return result
+    joined, count, broken = join_frames(frames)
+    return flush_joined(client, database, joined, count, broken)
+
+
+def join_frames(frames: Sequence[bytes]) -> tuple[bytes, int, list[bytes]]:
+    """The frames as lines for ClickHouse: (joined, how many, frames set apart because they hold a line break)."""
     joined = b"\n".join(frames)
-    if joined.count(b"\n") != len(frames) - 1:  # a frame with a line break would split into two lines
-        kept = [f for f in frames if b"\n" not in f and b"\r" not in f]
-        broken = [f for f in frames if b"\n" in f or b"\r" in f]
+    if joined.count(b"\n") == max(len(frames) - 1, 0) and b"" not in frames:  # the usual case: C-speed scans
+        return joined, len(frames), []
+    kept = [f for f in frames if f and b"\n" not in f and b"\r" not in f]
+    broken = [f for f in frames if not f or b"\n" in f or b"\r" in f]
+    return b"\n".join(kept), len(kept), broken
+
+
+def flush_joined(
+    client: Client, database: str, joined: bytes, count: int, broken: Sequence[bytes] = ()
+) -> FlushResult:
+    """`flush_frames` of frames already joined by `join_frames` (what a writer process receives)."""
+    result = FlushResult(frames=count + len(broken))
+    if broken:  # a frame with a line break would split into two lines: refused as it is
         record_dead_letters(client, database, [_line_break_letter(f) for f in broken])
-        result = flush_frames(client, database, kept)
-        result.frames += len(broken)
         result.dead_letters += len(broken)
+    if not count:
         return result
 
     suffix = uuid.uuid4().hex[:16]
@@ -136,6 +148,6 @@ def _line_break_letter(frame: bytes) -> DeadLetter:
         source="stream",
         kind="invalid",
         symbol="",
-        reason="the frame contains a line break: not a message Binance sends",
+        reason="the frame is empty or contains a line break: not a message Binance sends",
         payload=frame.decode("utf-8", errors="replace"),
     )

@@ -2,12 +2,10 @@
 
 Every received batch is appended to the spool (fsync per batch) before it counts as received. A flush
 loop takes spooled blocks every `flush_interval` seconds and writes them (`stream_flush`), then commits them
-in the spool. With a ClickHouse server each flush is its own short session. With the embedded warehouse the
-run keeps one session open while it flushes, because starting chDB's engine once a second leaks about five
-threads per start and was seen to hang after a few dozen starts; other processes get the directory between
-runs (the run is bounded, see the streaming job). If the warehouse is locked or down, blocks stay in the
-spool (it grows, up to its cap) and are flushed when it is back; after a crash, unflushed blocks are flushed
-first on the next start. Flushing is idempotent, so a block written but not committed before a crash
+in the spool. With a ClickHouse server each flush is its own short session. With the embedded warehouse a
+writer process keeps one session open and gives the directory to any other process that waits for it
+(`stream_writer`). If the warehouse is locked or down, blocks stay in the spool (it grows, up to its cap)
+and are flushed when it is back; after a crash, unflushed blocks are flushed first on the next start. Flushing is idempotent, so a block written but not committed before a crash
 adds nothing the second time.
 """
 
@@ -18,14 +16,12 @@ import logging
 import statistics
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from clickhouse_connect.driver.client import Client
-
 from warehouse_assets.lib.spool import Spool
-from warehouse_assets.lib.stream_flush import FlushResult, flush_frames
+from warehouse_assets.lib.stream_flush import FlushResult, join_frames
+from warehouse_assets.lib.stream_writer import WarehouseBusyError, open_writer
 from warehouse_assets.lib.warehouse import Warehouse, WarehouseOpenError
 
 log = logging.getLogger(__name__)
@@ -45,6 +41,7 @@ class IngestStats:
     blocks_flushed: int = 0
     flush: FlushResult = field(default_factory=FlushResult)
     warehouse_waits: int = 0  # flush attempts that found the warehouse locked or down
+    writer_yields: int = 0  # times the embedded warehouse was given to another process
     lag_ms: list[float] = field(default_factory=list)  # per block: flush done - oldest event time in it
     spool_bytes_max: int = 0
 
@@ -66,11 +63,12 @@ async def ingest(
     max_block: int = 200_000,
     final_flush_timeout: float = 300.0,
     on_flush: Callable[[FlushResult, IngestStats], None] | None = None,
+    yield_hold_off: float = 5.0,
 ) -> IngestStats:
     """Receive for `duration` seconds, flushing as it goes; then stop receiving and flush what is left."""
     stats = IngestStats()
     receiving_done = asyncio.Event()
-    writer = _Writer(warehouse)
+    writer = open_writer(warehouse, hold_off=yield_hold_off)
 
     async def receive() -> None:
         try:
@@ -83,14 +81,24 @@ async def ingest(
 
     async def flush_available() -> bool:
         """Flush every spooled block; False when the warehouse could not be reached (retry later)."""
-        while (block := spool.read_block(max_block)) is not None:
+        if await asyncio.to_thread(writer.maybe_yield):
+            stats.writer_yields += 1
+        while True:
+            if not writer.available():  # holding off, or another process waits for or holds the warehouse
+                pending = spool.stats().unflushed_records
+                stats.warehouse_waits += bool(pending)
+                return not pending
+            if (block := spool.read_block(max_block)) is None:
+                break
+            joined, count, broken = join_frames(block.frames)
             try:
-                result = await asyncio.to_thread(writer.flush, block.frames)
+                result = await asyncio.to_thread(writer.flush, joined, count, broken)
             except WarehouseOpenError as exc:  # locked by another process, or the server is down
                 spool.rewind()
                 stats.warehouse_waits += 1
-                log.warning(
-                    "warehouse not available, %d frames wait in the spool: %s", len(block.frames), exc
+                level = logging.DEBUG if isinstance(exc, WarehouseBusyError) else logging.WARNING
+                log.log(
+                    level, "warehouse not available, %d frames wait in the spool: %s", len(block.frames), exc
                 )
                 return False
             spool.commit(block)
@@ -128,32 +136,3 @@ async def ingest(
     if not receiver.cancelled() and receiver.exception() is not None:
         raise receiver.exception()  # type: ignore[misc]  # e.g. the stream URL was refused
     return stats
-
-
-class _Writer:
-    """Writes blocks through one session kept open (embedded) or a session per block (server)."""
-
-    def __init__(self, warehouse: Warehouse) -> None:
-        self.warehouse = warehouse
-        self.keep_open = warehouse.target.embedded
-        self._session: AbstractContextManager[Client] | None = None
-        self._client: Client | None = None
-
-    def flush(self, frames: list[bytes]) -> FlushResult:
-        if not self.keep_open:
-            with self.warehouse.session() as client:
-                return flush_frames(client, self.warehouse.database, frames)
-        if self._client is None:
-            session = self.warehouse.session()
-            self._client = session.__enter__()  # raises WarehouseOpenError while another process holds it
-            self._session = session
-        try:
-            return flush_frames(self._client, self.warehouse.database, frames)
-        except BaseException:
-            self.close()  # reopen on the next block rather than reuse a client in an unknown state
-            raise
-
-    def close(self) -> None:
-        session, self._session, self._client = self._session, None, None
-        if session is not None:
-            session.__exit__(None, None, None)

@@ -111,6 +111,7 @@ def test_a_replayed_block_adds_nothing(warehouse: Warehouse) -> None:
             "not a combined-stream message of a subscribed kind",
         ),
         (b'{"stream":"btcusdt@aggTrade",\n"data":{}}', "contains a line break"),
+        (b"", "the frame is empty"),
     ],
 )
 def test_a_malformed_frame_is_kept_verbatim_and_the_rest_lands(

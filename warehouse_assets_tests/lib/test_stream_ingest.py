@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -109,3 +111,46 @@ def test_a_locked_warehouse_makes_the_spool_wait_and_drain(
     assert stats.warehouse_waits > 0
     ids = [r[0] for r in stored(warehouse)]
     assert ids == list(range(ids[0], ids[0] + len(ids))) and len(ids) > 20
+
+
+WAITER = """
+import sys, time
+from warehouse_assets.lib.warehouse import Warehouse
+wh = Warehouse(sys.argv[1], lock_timeout=60)
+started = time.monotonic()
+with wh.session() as client:
+    waited = time.monotonic() - started
+    count = client.query(f"SELECT count() FROM {wh.database}.trades").result_rows[0][0]
+    time.sleep(1.0)  # a unit of work
+print(f"{waited:.3f} {count}", flush=True)
+"""
+
+
+def test_the_stream_gives_the_embedded_warehouse_to_a_waiting_process(
+    sim: SimulatorHandle, warehouse: Warehouse, tmp_path: Path
+) -> None:
+    """The writer process holds the directory while streaming, yet another process that asks for it gets it
+    within seconds (the writer yields), and streaming resumes afterwards with every trade once."""
+    result: list[IngestStats] = []
+    streamer = threading.Thread(target=lambda: result.append(stream(sim, warehouse, tmp_path / "spool", 20)))
+    streamer.start()
+    try:
+        time.sleep(4)  # the writer process holds the directory by now
+        assert warehouse.held_by_other_process()
+        waiter = subprocess.run(
+            [sys.executable, "-c", WAITER, warehouse.url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+    finally:
+        streamer.join(timeout=120)
+    waited, seen = waiter.stdout.split()
+    assert float(waited) < 6.0  # a flush interval plus the yield, not the rest of the stream's 20 s window
+    (stats,) = result
+    assert stats.writer_yields >= 1
+    ids = [r[0] for r in stored(warehouse)]
+    assert ids == list(range(ids[0], ids[0] + len(ids)))  # contiguous, each once, across the yield
+    assert 0 < int(seen) < len(ids)  # the waiter saw the stream's rows; more landed after it finished
+    assert stats.flush.trades_inserted == len(ids)

@@ -28,7 +28,8 @@ from warehouse_assets.lib.warehouse.target import WarehouseTarget, parse_warehou
 
 log = logging.getLogger(__name__)
 
-LOCK_BACKOFF = Backoff(base=0.05, cap=2.0, jitter=0.5)
+# Waiting probes a flock (no engine start), so polling twice a second costs nothing and hands over fast.
+LOCK_BACKOFF = Backoff(base=0.05, cap=0.5, jitter=0.5)
 
 
 class WarehouseOpenError(RuntimeError):
@@ -48,6 +49,35 @@ def _held_by_other_process(path: Path) -> bool:
     try:
         fd = os.open(path / "status", os.O_RDONLY)
     except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            return True
+        raise
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+WAITERS_FILE = "waiters.lock"
+
+
+def _announce_waiting(path: Path) -> int:
+    """Hold a shared flock on <path>/waiters.lock while waiting, so a long holder can see it and yield."""
+    fd = os.open(path / WAITERS_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_SH)  # a holder's probe holds the exclusive lock only for an instant
+    return fd
+
+
+def others_waiting(path: Path) -> bool:
+    """True while another session (any process) waits for the embedded warehouse at `path`."""
+    try:
+        fd = os.open(path / WAITERS_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    except FileNotFoundError:  # the directory does not exist yet: nobody can be waiting
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -130,36 +160,57 @@ class Warehouse:
         path.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + self.lock_timeout
         waited_since: float | None = None
-        for delay in LOCK_BACKOFF.delays():
-            try:
-                # Probe the lock before asking chDB: a failed engine start is not free (it logs, and it has
-                # been seen to disturb an asyncio loop in the same process), so wait without one.
-                if Warehouse._open_here.get(path, 0) <= 1 and _held_by_other_process(path):
-                    raise _HeldElsewhere(path)
-                client = clickhouse_connect.get_client(interface="chdb", path=str(path))
-            except (ProgrammingError, _HeldElsewhere) as exc:
-                if not isinstance(exc, _HeldElsewhere) and not _held_by_other_process(path):
-                    raise WarehouseOpenError(
-                        f"could not open the embedded warehouse at {path}: {exc}. "
-                        "If another WAREHOUSE_URL was opened earlier in this process, use one warehouse per process."
-                    ) from exc
-                now = time.monotonic()
-                if waited_since is None:
-                    waited_since = now
-                    log.info("embedded warehouse at %s is held by another process; waiting", path)
-                if now >= deadline:
-                    raise WarehouseLockedError(
-                        f"the embedded warehouse at {path} is held by another process "
-                        f"(waited {now - waited_since:.1f}s, WAREHOUSE_LOCK_TIMEOUT={self.lock_timeout:g}s). "
-                        "Stop the other process (a running demo, Dagster run or script on the same directory), "
-                        "raise WAREHOUSE_LOCK_TIMEOUT, or point WAREHOUSE_URL at a ClickHouse server."
-                    ) from exc
-                time.sleep(min(delay, deadline - now))  # the last attempt lands on the deadline
-                continue
-            if waited_since is not None:
-                log.info("embedded warehouse at %s opened after %.2fs", path, time.monotonic() - waited_since)
-            return client
+        waiting_fd: int | None = None  # held while this session waits: see `others_waiting`
+        try:
+            for delay in LOCK_BACKOFF.delays():
+                try:
+                    # Probe the lock before asking chDB: a failed engine start is not free (it logs, and it
+                    # has been seen to disturb an asyncio loop in the same process), so wait without one.
+                    if Warehouse._open_here.get(path, 0) <= 1 and _held_by_other_process(path):
+                        raise _HeldElsewhere(path)
+                    client = clickhouse_connect.get_client(interface="chdb", path=str(path))
+                except (ProgrammingError, _HeldElsewhere) as exc:
+                    if not isinstance(exc, _HeldElsewhere) and not _held_by_other_process(path):
+                        raise WarehouseOpenError(
+                            f"could not open the embedded warehouse at {path}: {exc}. "
+                            "If another WAREHOUSE_URL was opened earlier in this process, "
+                            "use one warehouse per process."
+                        ) from exc
+                    now = time.monotonic()
+                    if waited_since is None:
+                        waited_since = now
+                    if now >= deadline:
+                        raise WarehouseLockedError(
+                            f"the embedded warehouse at {path} is held by another process "
+                            f"(waited {now - waited_since:.1f}s, WAREHOUSE_LOCK_TIMEOUT={self.lock_timeout:g}s). "
+                            "Stop the other process (a running demo, Dagster run or script on the same "
+                            "directory), raise WAREHOUSE_LOCK_TIMEOUT, or point WAREHOUSE_URL at a ClickHouse server."
+                        ) from exc
+                    if waiting_fd is None:
+                        log.info("embedded warehouse at %s is held by another process; waiting", path)
+                        waiting_fd = _announce_waiting(path)
+                    time.sleep(min(delay, deadline - now))  # the last attempt lands on the deadline
+                    continue
+                if waited_since is not None:
+                    log.info(
+                        "embedded warehouse at %s opened after %.2fs", path, time.monotonic() - waited_since
+                    )
+                return client
+        finally:
+            if waiting_fd is not None:
+                os.close(waiting_fd)  # releases the shared flock
         raise AssertionError("unreachable")
+
+    def held_by_other_process(self) -> bool:
+        """True while another process holds this embedded warehouse (a probe of its lock; False for a server)."""
+        path = self.target.path
+        return path is not None and Warehouse._open_here.get(path, 0) == 0 and _held_by_other_process(path)
+
+    def others_waiting(self) -> bool:
+        """True while a session of another process waits for this embedded warehouse (always False for a
+        server): a long-running holder (the streaming writer) checks it and yields the directory."""
+        path = self.target.path
+        return path is not None and path.is_dir() and others_waiting(path)
 
     def _open_server(self) -> Client:
         t = self.target
