@@ -1,7 +1,8 @@
 """`make demo`: the offline product on one laptop.
 
 Starts the Binance simulator on 127.0.0.1, points the warehouse at the embedded chDB directory,
-registers the demo symbols and runs the Dagster webserver and daemon (`dagster dev`) on 127.0.0.1.
+registers the demo symbols and runs the Dagster webserver and daemon (`dagster dev`) on 127.0.0.1, with the
+nightly schedules, the streaming supervisor and gap repair on.
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ def run_demo(*, ui_port: int, simulator_port: int) -> int:
     env.update({"BINANCE_API_URL": api_url, "BINANCE_ARCHIVE_URL": api_url, "DAGSTER_HOME": str(home)})
     env.setdefault("WAREHOUSE_URL", settings.DEFAULTS["WAREHOUSE_URL"])
     env.setdefault("WAREHOUSE_SCHEDULES", "true")  # the nightly schedules start running
+    env.setdefault("BINANCE_WS_URL", "ws" + api_url.removeprefix("http"))  # the simulator's live streams
+    env.setdefault(
+        "WAREHOUSE_STREAM", "true"
+    )  # binance_stream_supervisor and stream_gap_repair start running
     print(f"exchange simulator: {api_url} (synthetic Binance spot market)")
     try:
         subprocess.run([sys.executable, "-m", "warehouse_assets", "migrate"], env=env, check=True)
@@ -56,6 +61,9 @@ def run_demo(*, ui_port: int, simulator_port: int) -> int:
             "  The aggregates (binance/ohlcv_1h, ohlcv_1d) follow by themselves (aggregates_automation sensor);\n"
             "  the nightly schedules (Automation tab) load yesterday at 00:10 UTC.\n"
             "  Then binance/agg_trades with binance/candles_1m: trades, candles, and checks against klines.\n"
+            "  Live: binance_stream (Runs tab) streams trades and closed klines of the registered symbols,\n"
+            "  restarted by binance_stream_supervisor; stream_gap_repair fills holes from REST. The stream\n"
+            "  hands the embedded warehouse to any run that waits for it, so backfills run alongside.\n"
             f"  Warehouse: {env['WAREHOUSE_URL']} (stop the demo to query it from another process)\n"
         )
         dagster = Path(sys.executable).with_name("dagster")

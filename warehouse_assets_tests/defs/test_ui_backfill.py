@@ -52,6 +52,10 @@ mutation Add($repo: RepositorySelector!, $name: String!, $key: String!) {
 }"""
 
 
+STREAM_RUNS = """
+query { runsOrError(filter: {pipelineName: "binance_stream"}) { ... on Runs { results { runId status } } } }"""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -76,7 +80,8 @@ def ui(tmp_path: Path) -> Iterator[tuple[Ui, str]]:
     home.mkdir()
     shutil.copyfile(PROJECT_DIR / "dagster.yaml", home / "dagster.yaml")
     warehouse_url = f"chdb://{tmp_path}/warehouse"
-    with run_simulator(archive_dir=SPOT_ARCHIVE) as sim:
+    # The archive-backed simulator serves the 2020 days; a synthetic one serves today's live streams.
+    with run_simulator(archive_dir=SPOT_ARCHIVE) as sim, run_simulator(trades_per_day=500_000) as live:
         port = free_port()
         env = {
             **os.environ,
@@ -85,6 +90,11 @@ def ui(tmp_path: Path) -> Iterator[tuple[Ui, str]]:
             "BINANCE_API_URL": sim.base_url,
             "BINANCE_ARCHIVE_URL": sim.base_url,
             "WAREHOUSE_SYMBOLS": "",
+            # As in the demo: the stream supervisor runs, so the backfill shares the embedded warehouse with
+            # a live binance_stream run (its writer yields the directory to whoever waits).
+            "WAREHOUSE_STREAM": "true",
+            "BINANCE_WS_URL": live.ws_url(""),
+            "STREAM_SPOOL_DIR": str(tmp_path / "spool"),
         }
         dagster = Path(sys.executable).with_name("dagster")
         proc = subprocess.Popen(
@@ -163,10 +173,17 @@ def test_backfill_launched_like_the_ui_fills_the_warehouse(ui: tuple[Ui, str]) -
         assert time.monotonic() < deadline, f"aggregates of the backfilled days not built after 240 s: {done}"
         time.sleep(3)
 
-    with Warehouse(warehouse_url, lock_timeout=60).session() as wh:
+    runs = client.gql(STREAM_RUNS)["runsOrError"]["results"]
+    assert [r["status"] for r in runs] == ["STARTED"], runs  # streaming all along, started by its sensor
+    with Warehouse(warehouse_url, lock_timeout=60).session() as wh:  # the stream's writer yields to us
         count, days = wh.query(
-            "SELECT count(), uniqExact(toDate(open_time)) FROM market.klines_1m"
+            "SELECT count(), uniqExact(toDate(open_time)) FROM market.klines_1m WHERE open_time < '2021-01-01'"
         ).result_rows[0]
         daily = wh.query("SELECT count(), sum(minutes) FROM market.ohlcv_1d").result_rows[0]
+        streamed, distinct, lo, hi = wh.query(
+            "SELECT count(), uniqExact(trade_id), min(trade_id), max(trade_id) FROM market.trades "
+            "WHERE source = 'stream'"
+        ).result_rows[0]
     assert (count, days) == (4320, 3)
     assert daily == (3, 4320)
+    assert streamed > 0 and streamed == distinct == hi - lo + 1  # live trades landed meanwhile, each once

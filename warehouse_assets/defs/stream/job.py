@@ -95,6 +95,7 @@ def stream_binance(
         "dead_letters": stats.flush.dead_letters,
         "reconnects": sum(reconnects.values()),
         "warehouse_waits": stats.warehouse_waits,
+        "warehouse_yields": stats.writer_yields,
         "spool_bytes_max": stats.spool_bytes_max,
         "lag_p50_ms": round(lag.get("p50_ms", 0.0), 1),
         "lag_p99_ms": round(lag.get("p99_ms", 0.0), 1),
