@@ -4,6 +4,8 @@ the real WebSocket client, a durable spool and a real embedded ClickHouse."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -154,3 +156,47 @@ def test_the_stream_gives_the_embedded_warehouse_to_a_waiting_process(
     assert ids == list(range(ids[0], ids[0] + len(ids)))  # contiguous, each once, across the yield
     assert 0 < int(seen) < len(ids)  # the waiter saw the stream's rows; more landed after it finished
     assert stats.flush.trades_inserted == len(ids)
+
+
+def writer_processes() -> list[int]:
+    """PIDs of stream writer processes (children started by this test process)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == os.getpid() and b"warehouse_assets.lib.stream_writer" in cmdline:
+                pids.append(int(entry.name))
+    return pids
+
+
+def test_a_killed_writer_process_is_replaced_and_nothing_is_lost_or_doubled(
+    sim: SimulatorHandle, warehouse: Warehouse, tmp_path: Path
+) -> None:
+    """SIGKILL the writer process twice while it streams: its block stays in the spool, a new writer
+    process writes it again, and the flush is idempotent, so every trade is stored once."""
+    result: list[IngestStats] = []
+    streamer = threading.Thread(target=lambda: result.append(stream(sim, warehouse, tmp_path / "spool", 14)))
+    streamer.start()
+    killed = []
+    try:
+        for _ in range(2):
+            deadline = time.monotonic() + 15
+            while not writer_processes() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(2.5)  # it has written blocks by now, and likely is writing one
+            for pid in writer_processes():
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+    finally:
+        streamer.join(timeout=120)
+    assert len(killed) >= 2
+    (stats,) = result
+    assert stats.warehouse_waits >= 1  # the lost flushes were retried, not dropped
+    ids = [r[0] for r in stored(warehouse)]
+    assert len(ids) > 100 and ids == list(range(ids[0], ids[0] + len(ids)))  # contiguous, each once
+    with Spool(tmp_path / "spool") as spool:
+        assert spool.stats().unflushed_records == 0
