@@ -1,6 +1,6 @@
 -- The frames of one flush parsed and checked once: the kind of message, why it is refused ('' if it is
--- not), and the typed fields of aggregate trades, individual trades and closed klines. Prices and quantities must be plain
--- decimal strings with at most 18 fractional digits, converted exactly. Times are decided ms or µs by
+-- not), and the typed fields of aggregate trades, individual trades and closed klines. Prices and
+-- quantities must be plain decimal strings with at most 18 fractional digits, converted exactly. Times are decided ms or µs by
 -- magnitude (the client asks for µs); ts is always µs, kline times ms.
 CREATE TABLE ${database}.${parsed} ENGINE = Memory AS
 SELECT
@@ -8,34 +8,23 @@ SELECT
     multiIf(
         kind = 'invalid', 'not valid JSON',
         kind = 'unknown', concat('not a combined-stream message of a subscribed kind (stream ', stream, ')'),
-        kind = 'agg_trade', multiIf(
-            JSONExtractString(d, 'e') != 'aggTrade', 'data.e is not "aggTrade"',
+        -- aggregate trades (aggTrade: id a, trade ids f..l) and individual trades (trade: id t) share their checks
+        kind IN ('agg_trade', 'trade'), multiIf(
+            JSONExtractString(d, 'e') != event, concat('data.e is not "', event, '"'),
             NOT match(JSONExtractString(d, 's'), '^[A-Z0-9_]{2,40}$') OR lower(JSONExtractString(d, 's')) != stream_symbol,
                 'data.s is missing or does not match the stream',
-            JSONType(d, 'a') NOT IN ('Int64', 'UInt64') OR JSONExtractInt(d, 'a') < 0, 'data.a (aggregate id) is not a non-negative integer',
+            JSONType(d, id_key) NOT IN ('Int64', 'UInt64') OR JSONExtractInt(d, id_key) < 0,
+                if(kind = 'trade', 'data.t (trade id) is not a non-negative integer',
+                                   'data.a (aggregate id) is not a non-negative integer'),
             JSONType(d, 'p') != 'String' OR NOT match(JSONExtractString(d, 'p'), '^[0-9]{1,20}(\\.[0-9]{1,18})?$'),
                 'data.p (price) is not a plain decimal string',
             JSONType(d, 'q') != 'String' OR NOT match(JSONExtractString(d, 'q'), '^[0-9]{1,20}(\\.[0-9]{1,18})?$'),
                 'data.q (quantity) is not a plain decimal string',
             toDecimal128(JSONExtractString(d, 'p'), 18) <= 0, 'data.p (price) is not positive',
             toDecimal128(JSONExtractString(d, 'q'), 18) <= 0, 'data.q (quantity) is not positive',
-            JSONType(d, 'f') NOT IN ('Int64', 'UInt64') OR JSONType(d, 'l') NOT IN ('Int64', 'UInt64')
-                OR JSONExtractInt(d, 'f') < 0 OR JSONExtractInt(d, 'f') > JSONExtractInt(d, 'l'),
+            kind = 'agg_trade' AND (JSONType(d, 'f') NOT IN ('Int64', 'UInt64') OR JSONType(d, 'l') NOT IN ('Int64', 'UInt64')
+                OR JSONExtractInt(d, 'f') < 0 OR JSONExtractInt(d, 'f') > JSONExtractInt(d, 'l')),
                 'data.f/data.l (trade ids) are not integers with f <= l',
-            JSONType(d, 'T') NOT IN ('Int64', 'UInt64') OR JSONExtractInt(d, 'T') <= 0, 'data.T (trade time) is not a positive integer',
-            JSONType(d, 'm') != 'Bool', 'data.m (buyer is maker) is not a boolean',
-            ''),
-        kind = 'trade', multiIf(
-            JSONExtractString(d, 'e') != 'trade', 'data.e is not "trade"',
-            NOT match(JSONExtractString(d, 's'), '^[A-Z0-9_]{2,40}$') OR lower(JSONExtractString(d, 's')) != stream_symbol,
-                'data.s is missing or does not match the stream',
-            JSONType(d, 't') NOT IN ('Int64', 'UInt64') OR JSONExtractInt(d, 't') < 0, 'data.t (trade id) is not a non-negative integer',
-            JSONType(d, 'p') != 'String' OR NOT match(JSONExtractString(d, 'p'), '^[0-9]{1,20}(\\.[0-9]{1,18})?$'),
-                'data.p (price) is not a plain decimal string',
-            JSONType(d, 'q') != 'String' OR NOT match(JSONExtractString(d, 'q'), '^[0-9]{1,20}(\\.[0-9]{1,18})?$'),
-                'data.q (quantity) is not a plain decimal string',
-            toDecimal128(JSONExtractString(d, 'p'), 18) <= 0, 'data.p (price) is not positive',
-            toDecimal128(JSONExtractString(d, 'q'), 18) <= 0, 'data.q (quantity) is not positive',
             JSONType(d, 'T') NOT IN ('Int64', 'UInt64') OR JSONExtractInt(d, 'T') <= 0, 'data.T (trade time) is not a positive integer',
             JSONType(d, 'm') != 'Bool', 'data.m (buyer is maker) is not a boolean',
             ''),
@@ -57,7 +46,7 @@ SELECT
         '') AS reason,
     upper(stream_symbol) AS symbol,
     -- trade fields (meaningful when kind is 'agg_trade' or 'trade' and reason = ''; f and l only for agg_trade)
-    toUInt64(greatest(JSONExtractInt(d, if(kind = 'trade', 't', 'a')), 0))             AS trade_id,
+    toUInt64(greatest(JSONExtractInt(d, id_key), 0))                                  AS trade_id,
     toDecimal128OrZero(JSONExtractString(d, 'p'), 18)                                 AS price,
     toDecimal128OrZero(JSONExtractString(d, 'q'), 18)                                 AS qty,
     toUInt64(greatest(JSONExtractInt(d, 'f'), 0))                                     AS first_trade_id,
@@ -88,7 +77,9 @@ FROM
             endsWith(stream, '@aggTrade') AND JSONType(raw, 'data') = 'Object', 'agg_trade',
             endsWith(stream, '@trade') AND JSONType(raw, 'data') = 'Object', 'trade',
             endsWith(stream, '@kline_1m') AND JSONType(raw, 'data') = 'Object', 'kline',
-            'unknown') AS kind
+            'unknown') AS kind,
+        if(kind = 'trade', 'trade', 'aggTrade') AS event,
+        if(kind = 'trade', 't', 'a') AS id_key
     FROM
     (
         SELECT raw, JSONExtractString(raw, 'stream') AS stream, JSONExtractRaw(raw, 'data') AS d,

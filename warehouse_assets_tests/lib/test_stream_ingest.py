@@ -115,6 +115,20 @@ def test_a_locked_warehouse_makes_the_spool_wait_and_drain(
     assert ids == list(range(ids[0], ids[0] + len(ids))) and len(ids) > 20
 
 
+def stream_into(
+    result: list[IngestStats | BaseException],
+    sim: SimulatorHandle,
+    wh: Warehouse,
+    spool: Path,
+    seconds: float,
+) -> None:
+    """`stream` in a thread: its stats, or what it raised, go into `result`."""
+    try:
+        result.append(stream(sim, wh, spool, seconds))
+    except BaseException as exc:  # noqa: BLE001  # reported by the test's assertion
+        result.append(exc)
+
+
 WAITER = """
 import sys, time
 from warehouse_assets.lib.warehouse import Warehouse
@@ -133,8 +147,8 @@ def test_the_stream_gives_the_embedded_warehouse_to_a_waiting_process(
 ) -> None:
     """The writer process holds the directory while streaming, yet another process that asks for it gets it
     within seconds (the writer yields), and streaming resumes afterwards with every trade once."""
-    result: list[IngestStats] = []
-    streamer = threading.Thread(target=lambda: result.append(stream(sim, warehouse, tmp_path / "spool", 20)))
+    result: list[IngestStats | BaseException] = []
+    streamer = threading.Thread(target=stream_into, args=(result, sim, warehouse, tmp_path / "spool", 20))
     streamer.start()
     try:
         time.sleep(4)  # the writer process holds the directory by now
@@ -151,6 +165,7 @@ def test_the_stream_gives_the_embedded_warehouse_to_a_waiting_process(
     waited, seen = waiter.stdout.split()
     assert float(waited) < 6.0  # a flush interval plus the yield, not the rest of the stream's 20 s window
     (stats,) = result
+    assert isinstance(stats, IngestStats), f"the stream failed: {stats!r}"
     assert stats.writer_yields >= 1
     ids = [r[0] for r in stored(warehouse)]
     assert ids == list(range(ids[0], ids[0] + len(ids)))  # contiguous, each once, across the yield
@@ -178,8 +193,8 @@ def test_a_killed_writer_process_is_replaced_and_nothing_is_lost_or_doubled(
 ) -> None:
     """SIGKILL the writer process twice while it streams: its block stays in the spool, a new writer
     process writes it again, and the flush is idempotent, so every trade is stored once."""
-    result: list[IngestStats] = []
-    streamer = threading.Thread(target=lambda: result.append(stream(sim, warehouse, tmp_path / "spool", 14)))
+    result: list[IngestStats | BaseException] = []
+    streamer = threading.Thread(target=stream_into, args=(result, sim, warehouse, tmp_path / "spool", 14))
     streamer.start()
     killed = []
     try:
@@ -195,6 +210,7 @@ def test_a_killed_writer_process_is_replaced_and_nothing_is_lost_or_doubled(
         streamer.join(timeout=120)
     assert len(killed) >= 2
     (stats,) = result
+    assert isinstance(stats, IngestStats), f"the stream failed: {stats!r}"
     assert stats.warehouse_waits >= 1  # the lost flushes were retried, not dropped
     ids = [r[0] for r in stored(warehouse)]
     assert len(ids) > 100 and ids == list(range(ids[0], ids[0] + len(ids)))  # contiguous, each once

@@ -40,14 +40,10 @@ class WarehouseLockedError(WarehouseOpenError):
     """Another process held the embedded warehouse for longer than the lock timeout."""
 
 
-def _held_by_other_process(path: Path) -> bool:
-    """True when ClickHouse's lock on <path>/status is held (ClickHouse flocks that file while open).
-
-    Only called after an open failed: our own process holds no engine then, so a held flock is
-    another process's.
-    """
+def _flock_held(file: Path, flags: int = os.O_RDONLY) -> bool:
+    """True when some open file description holds a flock on `file` (probed without blocking, released)."""
     try:
-        fd = os.open(path / "status", os.O_RDONLY)
+        fd = os.open(file, flags, 0o644)
     except FileNotFoundError:
         return False
     try:
@@ -63,6 +59,14 @@ def _held_by_other_process(path: Path) -> bool:
         os.close(fd)
 
 
+def _held_by_other_process(path: Path) -> bool:
+    """True when ClickHouse's lock on <path>/status is held (ClickHouse flocks that file while open).
+
+    Only called when our own process holds no engine on `path`, so a held flock is another process's.
+    """
+    return _flock_held(path / "status")
+
+
 WAITERS_FILE = "waiters.lock"
 
 
@@ -75,21 +79,7 @@ def _announce_waiting(path: Path) -> int:
 
 def others_waiting(path: Path) -> bool:
     """True while another session (any process) waits for the embedded warehouse at `path`."""
-    try:
-        fd = os.open(path / WAITERS_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    except FileNotFoundError:  # the directory does not exist yet: nobody can be waiting
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-            return True
-        raise
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
+    return _flock_held(path / WAITERS_FILE, os.O_RDWR | os.O_CREAT)
 
 
 class _HeldElsewhere(Exception):
