@@ -1,6 +1,8 @@
 -- 1m candles of one symbol's window, built from trades with a plain SELECT (each trade once).
 -- Open and close are chosen by aggregate trade id, not by time: many trades share a millisecond.
 -- Notional is summed as Decimal256 products (Decimal128 multiplication wraps silently, sql/README.md).
+-- only_missing = 1 (the stream's closed minutes) builds only the minutes that have no candle yet, so a
+-- minute is built once and no older build needs deleting; 0 (a rebuild) builds every minute of the window.
 INSERT INTO ${database}.candles_1m
 SELECT
     exchange,
@@ -24,4 +26,12 @@ WHERE exchange = {exchange:String}
   AND symbol = {symbol:String}
   AND ts >= fromUnixTimestamp64Milli({start_ms:Int64}, 'UTC')
   AND ts < fromUnixTimestamp64Milli({end_ms:Int64}, 'UTC')
+  AND (NOT {only_missing:Bool} OR toStartOfMinute(ts) NOT IN
+  (
+      SELECT open_time FROM ${database}.candles_1m
+      WHERE exchange = {exchange:String}
+        AND symbol = {symbol:String}
+        AND open_time >= fromUnixTimestamp64Milli({start_ms:Int64}, 'UTC')
+        AND open_time < fromUnixTimestamp64Milli({end_ms:Int64}, 'UTC')
+  ))
 GROUP BY exchange, symbol, open_time

@@ -1,5 +1,5 @@
 -- What a flush held: per kind and symbol, messages, refused ones, the trade-time span (µs) for the candles
--- to rebuild and the lag, and the newest event time.
+-- to build and the lag, the newest event time, and the first trade id.
 SELECT
     kind,
     symbol,
@@ -7,7 +7,8 @@ SELECT
     countIf(reason != '')                                     AS refused,
     toUnixTimestamp64Micro(minIf(ts, kind IN ('agg_trade', 'trade') AND reason = '')) AS first_ts_us,
     toUnixTimestamp64Micro(maxIf(ts, kind IN ('agg_trade', 'trade') AND reason = '')) AS last_ts_us,
-    countIf(kind = 'kline' AND reason = '' AND closed)        AS closed_klines
+    countIf(kind = 'kline' AND reason = '' AND closed)        AS closed_klines,
+    minIf(trade_id, kind IN ('agg_trade', 'trade') AND reason = '') AS first_id
 FROM ${database}.${parsed}
 GROUP BY kind, symbol
 ORDER BY kind, symbol

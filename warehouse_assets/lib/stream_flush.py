@@ -6,7 +6,7 @@ Python does no per-message parsing: a block of frames goes to ClickHouse as line
 - valid aggregate trades that `trades` does not hold yet are inserted (source 'stream');
 - valid individual trades (`@trade`) that `individual_trades` does not hold yet are inserted;
 - closed klines for minutes `klines_1m` does not hold yet are inserted (source 'stream');
-- the candles of the minutes the trades touched are rebuilt from `trades`.
+- the candles of the minutes the trades closed are built from `trades`, once each.
 
 Idempotent by construction: flushing the same frames twice (a replayed spool block, a repeated message, the
 overlap of a connection rotation) inserts nothing the second time, so no dedup token is needed and a
@@ -23,7 +23,7 @@ from clickhouse_connect.driver.client import Client
 
 from warehouse_assets.lib import trades_store
 from warehouse_assets.lib.dead_letters import DeadLetter, record_dead_letters
-from warehouse_assets.lib.records import MINUTE_MS
+from warehouse_assets.lib.records import DAY_MS, MINUTE_MS
 from warehouse_assets.lib.warehouse.sql import load_sql
 
 EXCHANGE = "binance"
@@ -40,7 +40,7 @@ class FlushResult:
     klines_inserted: int = 0
     dead_letters: int = 0
     control: int = 0  # subscription replies, serverShutdown: not data, not refused
-    candles_rebuilt: int = 0
+    candles_built: int = 0  # closed minutes whose candle this flush built
     newest_trade_us: int | None = None  # for event-time lag
     oldest_trade_us: int | None = None
     symbols: set[str] = field(default_factory=set)
@@ -48,7 +48,7 @@ class FlushResult:
     def add(self, other: FlushResult) -> None:
         for name in ("frames", "agg_trades", "trades_inserted", "individual_trades",
                      "individual_trades_inserted", "closed_klines", "klines_inserted",
-                     "dead_letters", "control", "candles_rebuilt"):  # fmt: skip
+                     "dead_letters", "control", "candles_built"):  # fmt: skip
             setattr(self, name, getattr(self, name) + getattr(other, name))
         if other.newest_trade_us is not None:
             self.newest_trade_us = max(self.newest_trade_us or 0, other.newest_trade_us)
@@ -103,8 +103,8 @@ def flush_joined(
         result.klines_inserted = after[1] - before[1]
         result.individual_trades_inserted = after[2] - before[2]
         summary = client.query(load_sql("stream/flush_summary.sql").render(database=database, parsed=parsed))
-        spans: dict[str, tuple[int, int]] = {}
-        for kind, symbol, messages, refused, first_us, last_us, closed in summary.result_rows:
+        spans: dict[str, tuple[int, int, int]] = {}  # symbol -> first and last trade time (µs), first id
+        for kind, symbol, messages, refused, first_us, last_us, closed, first_id in summary.result_rows:
             result.dead_letters += int(refused)
             if kind == "control":
                 result.control += int(messages)
@@ -113,7 +113,7 @@ def flush_joined(
                 if kind == "agg_trade":
                     result.agg_trades += valid
                     if valid:
-                        spans[str(symbol)] = (int(first_us), int(last_us))
+                        spans[str(symbol)] = (int(first_us), int(last_us), int(first_id))
                 else:
                     result.individual_trades += valid
                 if valid:
@@ -122,18 +122,36 @@ def flush_joined(
                     result.oldest_trade_us = min(result.oldest_trade_us or int(first_us), int(first_us))
             elif kind == "kline":
                 result.closed_klines += int(closed)
-        if result.trades_inserted:
-            for symbol, (first_us, last_us) in spans.items():
-                start = first_us // 1000 // MINUTE_MS * MINUTE_MS
-                end = last_us // 1000 // MINUTE_MS * MINUTE_MS + MINUTE_MS
-                build = trades_store.rebuild_candles(
-                    client, database, exchange=EXCHANGE, symbol=symbol, start_ms=start, end_ms=end
-                )
-                result.candles_rebuilt += build.built
+        for symbol, (first_us, last_us, first_id) in spans.items():
+            result.candles_built += _build_closed_candles(
+                client, database, symbol, first_us, last_us, first_id
+            )
     finally:
         for table in (raw, parsed):
             client.command(load_sql("trades/stage_drop.sql").render(database=database, stage=table))
     return result
+
+
+def _build_closed_candles(
+    client: Client, database: str, symbol: str, first_us: int, last_us: int, first_id: int
+) -> int:
+    """Build the candles of the minutes this flush closed: from the minute of the trade before the flush's
+    first (it may have been open at the previous flush) up to, not including, the minute of its newest
+    trade, which may still get trades. Each minute is built once (no DELETE on the hot path)."""
+    start = first_us // 1000 // MINUTE_MS * MINUTE_MS
+    if first_id > 0:
+        rows = client.query(
+            load_sql("stream/previous_trade_time.sql").render(database=database),
+            parameters={"symbol": symbol, "trade_id": first_id - 1},
+        ).result_rows
+        if rows and first_us - int(rows[0][0]) < DAY_MS * 1000:  # a day back at most
+            start = min(start, int(rows[0][0]) // 1000 // MINUTE_MS * MINUTE_MS)
+    end = last_us // 1000 // MINUTE_MS * MINUTE_MS
+    if end <= start:
+        return 0
+    return trades_store.build_missing_candles(
+        client, database, exchange=EXCHANGE, symbol=symbol, start_ms=start, end_ms=end
+    )
 
 
 def _counts(client: Client, database: str) -> tuple[int, int, int]:

@@ -384,9 +384,28 @@ def rebuild_candles(
     if start_ms % MINUTE_MS or end_ms % MINUTE_MS:
         raise ValueError(f"candle window [{start_ms}, {end_ms}) must be whole minutes")
     params = {**_window_params(exchange, symbol, start_ms, end_ms), "version_ms": next_version_ms()}
-    client.command(load_sql("candles/build.sql").render(database=database), parameters=params)
+    client.command(
+        load_sql("candles/build.sql").render(database=database), parameters={**params, "only_missing": 0}
+    )
     built, older = rebuild_finish(client, database, CANDLES_TABLE, params)
     return CandlesBuild(built=built, replaced_older=older, version_ms=params["version_ms"])
+
+
+def build_missing_candles(
+    client: Client, database: str, *, exchange: str, symbol: str, start_ms: int, end_ms: int
+) -> int:
+    """Build the candles of the minutes of [start_ms, end_ms) that have none yet; return how many.
+
+    For the stream's closed minutes: each is built once, when it has closed, with no DELETE (a rebuild's
+    cost). A minute whose trades change later (gap repair, a day re-load) is rebuilt by `rebuild_candles`.
+    """
+    if start_ms % MINUTE_MS or end_ms % MINUTE_MS:
+        raise ValueError(f"candle window [{start_ms}, {end_ms}) must be whole minutes")
+    params = {**_window_params(exchange, symbol, start_ms, end_ms), "version_ms": next_version_ms()}
+    client.command(
+        load_sql("candles/build.sql").render(database=database), parameters={**params, "only_missing": 1}
+    )
+    return query_count(client, "rebuild/count_builds.sql", database, params, table=CANDLES_TABLE)
 
 
 # ------------------------------------------------------------------------------------ read backs

@@ -77,17 +77,42 @@ def test_real_captured_aggtrades_and_klines_land_exactly(warehouse: Warehouse) -
 
 def test_a_replayed_block_adds_nothing(warehouse: Warehouse) -> None:
     frames = [agg(i, t_us=1_767_225_600_000_000 + i * 995_000) for i in range(1, 301)]  # 5 minutes
+    frames += [
+        agg(301, t_us=1_767_225_600_000_000 + 300 * 1_000_000)
+    ]  # the 6th minute's first: closes the 5th
     frames += [b"{not json", agg(999, p="-3")]
     first = flush(warehouse, frames)
-    assert (first.trades_inserted, first.dead_letters, first.candles_rebuilt) == (300, 2, 5)
+    assert (first.trades_inserted, first.dead_letters, first.candles_built) == (301, 2, 5)
     second = flush(warehouse, frames + frames[:10])  # the block again, plus repeats
     assert second.trades_inserted == 0
     assert rows(warehouse, "SELECT count(), uniqExact(trade_id), sum(qty) FROM ${database}.trades") == [
-        (300, 300, Decimal("75"))
+        (301, 301, Decimal("75.25"))
     ]
     assert rows(warehouse, "SELECT count() FROM ${database}.dead_letters") == [(2,)]
     assert rows(warehouse, "SELECT count(), sum(agg_trades), sum(volume) FROM ${database}.candles_1m") == [
         (5, 300, Decimal("75"))
+    ]
+
+
+def test_a_minute_is_built_once_when_a_later_flush_closes_it(warehouse: Warehouse) -> None:
+    base = 1_767_225_600_000_000
+    trades = {i: base + i * 995_000 for i in range(1, 131)}  # minutes 0, 1 and part of 2
+    first = flush(warehouse, [agg(i, t_us=t) for i, t in trades.items() if i <= 90])  # minute 1 still open
+    assert first.candles_built == 1
+    second = flush(warehouse, [agg(i, t_us=t) for i, t in trades.items() if i > 90])  # closes minute 1
+    assert second.candles_built == 1
+    expected: dict[int, list[int]] = {}
+    for i, t in trades.items():
+        expected.setdefault((t - base) // 60_000_000, []).append(i)
+    got = rows(
+        warehouse,
+        "SELECT toUnixTimestamp64Milli(open_time), agg_trades, first_trade_id, last_trade_id, volume "
+        "FROM ${database}.candles_1m ORDER BY open_time",
+    )
+    assert got == [
+        (base // 1000 + m * 60_000, len(ids), ids[0], ids[-1], Decimal("0.25") * len(ids))
+        for m, ids in sorted(expected.items())
+        if m < 2  # minute 2 is open: no candle until a later trade closes it
     ]
 
 
