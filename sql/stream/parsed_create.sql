@@ -9,6 +9,7 @@ SELECT
         kind = 'invalid', 'not valid JSON',
         kind = 'unknown', concat('not a combined-stream message of a subscribed kind (stream ', stream, ')'),
         -- aggregate trades (aggTrade: id a, trade ids f..l) and individual trades (trade: id t) share their checks
+        kind IN ('agg_trade', 'trade') AND fast, '',  -- typed and checked by the fast path below
         kind IN ('agg_trade', 'trade'), multiIf(
             JSONExtractString(d, 'e') != event, concat('data.e is not "', event, '"'),
             NOT match(JSONExtractString(d, 's'), '^[A-Z0-9_]{2,40}$') OR lower(JSONExtractString(d, 's')) != stream_symbol,
@@ -46,14 +47,13 @@ SELECT
         '') AS reason,
     upper(stream_symbol) AS symbol,
     -- trade fields (meaningful when kind is 'agg_trade' or 'trade' and reason = ''; f and l only for agg_trade)
-    toUInt64(greatest(JSONExtractInt(d, id_key), 0))                                  AS trade_id,
-    toDecimal128OrZero(JSONExtractString(d, 'p'), 18)                                 AS price,
-    toDecimal128OrZero(JSONExtractString(d, 'q'), 18)                                 AS qty,
-    toUInt64(greatest(JSONExtractInt(d, 'f'), 0))                                     AS first_trade_id,
-    toUInt64(greatest(JSONExtractInt(d, 'l'), 0))                                     AS last_trade_id,
-    fromUnixTimestamp64Micro(if(JSONExtractInt(d, 'T') > 100000000000000, JSONExtractInt(d, 'T'),
-                                JSONExtractInt(d, 'T') * 1000), 'UTC')                AS ts,
-    JSONExtractBool(d, 'm')                                                           AS is_buyer_maker,
+    toUInt64(greatest(if(kind = 'trade', tj.t, tj.a), 0))                            AS trade_id,
+    tj.p_dec                                                                          AS price,
+    tj.q_dec                                                                          AS qty,
+    toUInt64(greatest(tj.f, 0))                                                       AS first_trade_id,
+    toUInt64(greatest(tj.l, 0))                                                       AS last_trade_id,
+    fromUnixTimestamp64Micro(if(tj.T > 100000000000000, tj.T, tj.T * 1000), 'UTC')    AS ts,
+    tj.m                                                                              AS is_buyer_maker,
     -- closed kline fields (meaningful when kind = 'kline' and reason = '')
     JSONExtractBool(k, 'x')                                                           AS closed,
     fromUnixTimestamp64Milli(if(JSONExtractInt(k, 't') > 100000000000000, intDiv(JSONExtractInt(k, 't'), 1000),
@@ -70,8 +70,10 @@ SELECT
 FROM
 (
     SELECT
-        rowNumberInAllBlocks() AS n, raw, d, k, stream, splitByChar('@', stream)[1] AS stream_symbol,
+        rowNumberInAllBlocks() AS n, raw, d, k, stream, stream_symbol, fast, tj,
         multiIf(
+            fast AND is_trade, 'trade',
+            fast, 'agg_trade',
             NOT isValidJSON(raw), 'invalid',
             JSONHas(raw, 'result') OR JSONHas(raw, 'error') OR stream = '!serverShutdown', 'control',
             endsWith(stream, '@aggTrade') AND JSONType(raw, 'data') = 'Object', 'agg_trade',
@@ -82,8 +84,35 @@ FROM
         if(kind = 'trade', 't', 'a') AS id_key
     FROM
     (
-        SELECT raw, JSONExtractString(raw, 'stream') AS stream, JSONExtractRaw(raw, 'data') AS d,
-               JSONExtractRaw(JSONExtractRaw(raw, 'data'), 'k') AS k
-        FROM ${database}.${raw}
+        SELECT
+            raw, stream, stream_symbol, is_trade, tj,
+            canonical AND tj.p_dec > 0 AND tj.q_dec > 0 AND tj.T > 0 AND (is_trade OR tj.f <= tj.l)
+                AND lower(tj.s) = stream_symbol AS fast,
+            -- only frames off the fast path need the field-by-field checks (short-circuit evaluation)
+            if(fast, '', JSONExtractRaw(raw, 'data')) AS d,
+            if(fast, '', JSONExtractRaw(JSONExtractRaw(raw, 'data'), 'k')) AS k
+        FROM
+        (
+            SELECT
+                raw, JSONExtractString(raw, 'stream') AS stream, splitByChar('@', stream)[1] AS stream_symbol,
+                endsWith(stream, '@trade') AS is_trade,
+                -- The fast path: a frame in Binance's exact layout (field order, types, plain decimals of at
+                -- most 18 digits) is typed by one match; any other frame gets the field-by-field checks.
+               match(raw, concat('^\\{"stream":"[a-z0-9_]{2,40}@aggTrade","data":\\{"e":"aggTrade","E":[0-9]{1,18},',
+                                 '"s":"[A-Z0-9_]{2,40}","a":[0-9]{1,18},"p":"[0-9]{1,20}(\\.[0-9]{1,18})?","q":"[0-9]{1,20}(\\.[0-9]{1,18})?","f":[0-9]{1,18},"l":[0-9]{1,18},',
+                                 '"T":[0-9]{1,18},"m":(true|false),"M":(true|false)\\}\\}$'))
+               OR match(raw, concat('^\\{"stream":"[a-z0-9_]{2,40}@trade","data":\\{"e":"trade","E":[0-9]{1,18},',
+                                    '"s":"[A-Z0-9_]{2,40}","t":[0-9]{1,18},"p":"[0-9]{1,20}(\\.[0-9]{1,18})?","q":"[0-9]{1,20}(\\.[0-9]{1,18})?",',
+                                    '"T":[0-9]{1,18},"m":(true|false),"M":(true|false)\\}\\}$')) AS canonical,
+                -- The trade fields in one parse (lenient about types, so used only for frames whose types
+                -- were checked: by the match, or field by field above).
+                CAST(JSONExtract(raw, 'data', 'Tuple(a Int64, t Int64, p String, q String, f Int64, l Int64, T Int64, m Bool, s String)'),
+                     'Tuple(a Int64, t Int64, p String, q String, f Int64, l Int64, T Int64, m Bool, s String)') AS tj0,
+                tuple(tj0.a, tj0.t, tj0.p, tj0.q, tj0.f, tj0.l, tj0.T, tj0.m, tj0.s,
+                      toDecimal128OrZero(tj0.p, 18), toDecimal128OrZero(tj0.q, 18))
+                    ::Tuple(a Int64, t Int64, p String, q String, f Int64, l Int64, T Int64, m Bool, s String,
+                            p_dec Decimal(38, 18), q_dec Decimal(38, 18)) AS tj
+            FROM ${database}.${raw}
+        )
     )
 )
