@@ -225,3 +225,24 @@ def test_a_malformed_individual_trade_is_a_dead_letter(
     assert (result.individual_trades_inserted, result.dead_letters) == (2, 1)
     ((got_reason, payload),) = rows(warehouse, "SELECT reason, payload FROM ${database}.dead_letters")
     assert reason in got_reason and payload == frame.decode()
+
+
+def test_a_valid_frame_off_binances_exact_layout_lands_the_same(warehouse: Warehouse) -> None:
+    """The fast path (one regex for Binance's exact layout) and the field-by-field path give the same rows."""
+    canonical = agg(1, t_us=1_767_225_600_000_001)
+    data = json.loads(canonical)["data"]
+    reordered = json.dumps(
+        {"data": dict(reversed(list(data.items())), a=2), "stream": "btcusdt@aggTrade"}
+    ).encode()
+    no_f_l = canonical.replace(b'"f":2,"l":3,', b"").replace(b'"a":1', b'"a":3')  # aggTrade without f and l
+    result = flush(warehouse, [canonical, reordered, no_f_l])
+    assert (result.trades_inserted, result.dead_letters) == (2, 1)
+    got = rows(
+        warehouse,
+        "SELECT trade_id, price, qty, toUnixTimestamp64Micro(ts), is_buyer_maker FROM ${database}.trades "
+        "ORDER BY trade_id",
+    )
+    assert [r[1:4] for r in got] == [(Decimal("100.5"), Decimal("0.25"), 1_767_225_600_000_001)] * 2
+    assert [r[4] for r in got] == [False, False]
+    ((reason,),) = rows(warehouse, "SELECT reason FROM ${database}.dead_letters")
+    assert "data.f/data.l" in reason
