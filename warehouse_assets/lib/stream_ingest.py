@@ -80,7 +80,8 @@ async def ingest(
             receiving_done.set()
 
     async def flush_available() -> bool:
-        """Flush every spooled block; False when the warehouse could not be reached (retry later)."""
+        """Flush the spooled blocks (full blocks back to back while there is a backlog); False when the warehouse
+        could not be reached (retry later)."""
         if await asyncio.to_thread(writer.maybe_yield):
             stats.writer_yields += 1
         while True:
@@ -109,6 +110,10 @@ async def ingest(
             stats.spool_bytes_max = max(stats.spool_bytes_max, spool.stats().size_bytes)
             if on_flush is not None:
                 on_flush(result, stats)
+            if len(block.frames) < max_block:
+                # Caught up: what arrived meanwhile waits for the next interval, so a quiet stream costs one
+                # flush (one part per table) per interval instead of back-to-back small flushes.
+                break
         return True
 
     receiver = asyncio.create_task(receive())
@@ -124,13 +129,17 @@ async def ingest(
             await source.aclose()
         # What was received is in the spool whatever happened to the connection: flush it before anything.
         final_deadline = time.monotonic() + final_flush_timeout
-        while not await flush_available():
+        while True:
+            flushed = await flush_available()
+            if flushed and not spool.stats().unflushed_records:
+                break
             if time.monotonic() > final_deadline:
                 log.error(
                     "the warehouse stayed unavailable; %s remain in the spool for the next run", spool.stats()
                 )
                 break
-            await asyncio.sleep(flush_interval)
+            if not flushed:
+                await asyncio.sleep(flush_interval)
     finally:
         await asyncio.to_thread(writer.close)
     if not receiver.cancelled() and receiver.exception() is not None:
