@@ -120,8 +120,12 @@ async def ingest(
     deadline = time.monotonic() + duration
     try:
         try:
+            # A flush starts every flush_interval (fixed rate, not fixed delay): a message waits at most about
+            # one interval plus one flush, and when a flush takes longer than the interval they run back to back.
+            next_flush = time.monotonic() + flush_interval
             while time.monotonic() < deadline and not receiving_done.is_set():
-                await asyncio.sleep(min(flush_interval, max(0.0, deadline - time.monotonic())))
+                await asyncio.sleep(max(0.0, min(next_flush, deadline) - time.monotonic()))
+                next_flush = time.monotonic() + flush_interval
                 await flush_available()
         finally:
             receiver.cancel()
