@@ -132,11 +132,12 @@ def stream_into(
 WAITER = """
 import sys, time
 from warehouse_assets.lib.warehouse import Warehouse
+from warehouse_assets_tests.conftest import sql
 wh = Warehouse(sys.argv[1], lock_timeout=60)
 started = time.monotonic()
 with wh.session() as client:
     waited = time.monotonic() - started
-    count = client.query(f"SELECT count() FROM {wh.database}.trades").result_rows[0][0]
+    count = client.query(sql(wh, "SELECT count() FROM ${database}.trades")).result_rows[0][0]
     time.sleep(1.0)  # a unit of work
 print(f"{waited:.3f} {count}", flush=True)
 """
