@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from clickhouse_connect.driver.client import Client
 
@@ -46,10 +46,9 @@ class FlushResult:
     symbols: set[str] = field(default_factory=set)
 
     def add(self, other: FlushResult) -> None:
-        for name in ("frames", "agg_trades", "trades_inserted", "individual_trades",
-                     "individual_trades_inserted", "closed_klines", "klines_inserted",
-                     "dead_letters", "control", "candles_built"):  # fmt: skip
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for f in fields(self):
+            if f.type == "int":  # every count adds up
+                setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
         if other.newest_trade_us is not None:
             self.newest_trade_us = max(self.newest_trade_us or 0, other.newest_trade_us)
         if other.oldest_trade_us is not None:

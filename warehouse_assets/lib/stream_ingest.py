@@ -5,8 +5,8 @@ loop takes spooled blocks every `flush_interval` seconds and writes them (`strea
 in the spool. With a ClickHouse server each flush is its own short session. With the embedded warehouse a
 writer process keeps one session open and gives the directory to any other process that waits for it
 (`stream_writer`). If the warehouse is locked or down, blocks stay in the spool (it grows, up to its cap)
-and are flushed when it is back; after a crash, unflushed blocks are flushed first on the next start. Flushing is idempotent, so a block written but not committed before a crash
-adds nothing the second time.
+and are flushed when it is back; after a crash, unflushed blocks are flushed first on the next start.
+Flushing is idempotent, so a block written but not committed before a crash adds nothing the second time.
 """
 
 from __future__ import annotations

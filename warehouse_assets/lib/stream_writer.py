@@ -87,8 +87,6 @@ class ProcessWriter:
         self.warehouse = warehouse
         self.hold_off = hold_off
         self.max_failures = max_failures
-        self.starts = 0  # writer processes started (each starts chDB once)
-        self.yields = 0  # times the directory was given to another process
         self._proc: subprocess.Popen[bytes] | None = None
         self._requests: Any = None
         self._replies: Any = None
@@ -108,7 +106,6 @@ class ProcessWriter:
         if self._proc is None or not self.warehouse.others_waiting():
             return False
         log.info("another process waits for the embedded warehouse: the stream writer yields it")
-        self.yields += 1
         self.close()
         self._resume_after = time.monotonic() + self.hold_off
         return True
@@ -168,7 +165,6 @@ class ProcessWriter:
         self._proc = proc
         self._requests = os.fdopen(request_w, "wb")
         self._replies = os.fdopen(reply_r, "rb")
-        self.starts += 1
         try:
             ready = self._read_reply()
         except EOFError:
