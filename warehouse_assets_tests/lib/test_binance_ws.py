@@ -378,7 +378,16 @@ def test_server_shutdown_rotates_to_a_new_connection_without_a_gap() -> None:
 
     async def body(consumer: Consumer, server: FakeBinance) -> None:
         await until(lambda: len(server.conns) >= 8, 10, "eight connections")
-        await until(lambda: consumer.client.stats().connections == 1, 2, "the last rotation to settle")
+        # Settled: one connection open and a frame seen from every connection opened so far (the newest
+        # may have opened an instant ago, before it could deliver anything).
+        await until(
+            lambda: (
+                consumer.client.stats().connections == 1
+                and {b.connection_id for b in consumer.batches} >= set(range(1, len(server.conns) + 1))
+            ),
+            2,
+            "the last rotation to settle",
+        )
 
     async def main() -> None:
         # Each connection is told to go 0.15 s after it opens; the server would close it 1 s later.
